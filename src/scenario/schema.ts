@@ -1,0 +1,170 @@
+// The one schema of a scenario file. The TypeScript types below and the JSON schema
+// that editors use (schema/scenario.schema.json, written by write-json-schema.ts) both
+// come from it, so they cannot drift apart.
+import { z } from 'zod';
+
+export const HOSTS = ['client', 'firewall', 'server'] as const;
+export const CAPTURE_POINTS = ['client', 'firewall-a', 'firewall-b', 'server'] as const;
+/** The variant a scenario file describes at its top level: the one that shows the cause. */
+export const CAUSE_VARIANT = 'cause';
+
+const host = z.enum(HOSTS);
+const endHost = z.enum(['client', 'server']);
+const capturePoint = z.enum(CAPTURE_POINTS);
+const port = z.number().int().min(1).max(65535);
+const id = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'a name of lower-case letters, digits, - and _, starting with a letter');
+const ms = z.number().int().min(0).max(120_000);
+
+// Only sysctls of the network stack: they are per network namespace, so setting them in a
+// lab host never touches the host machine.
+export const sysctlName = z
+  .string()
+  .regex(/^net\.(ipv4|ipv6|core|netfilter)\.[a-z0-9_.]+$/, 'a per-namespace network sysctl such as net.ipv4.tcp_rfc1337');
+const sysctlValue = z.union([z.string(), z.number().int()]);
+const sysctls = z.record(sysctlName, sysctlValue);
+
+// An iptables rule as its arguments, e.g. "-A FORWARD -p tcp --dport 23 -j REJECT --reject-with tcp-reset".
+// It is split on white space and given to iptables as argv (never to a shell); --modprobe is
+// refused because it names a program for iptables to run.
+export const iptablesRule = z
+  .string()
+  .regex(/^(-t (filter|nat|mangle|raw) )?-[AIDF] [A-Za-z_-]+( |$)/, 'an iptables rule starting with -A, -I, -D or -F CHAIN (optionally after -t TABLE)')
+  .refine((r) => !/(^|\s)(--modprobe|-M)(=|\s|$)/.test(r), 'iptables --modprobe is not allowed (it runs a program)');
+
+const when = z
+  .union([id, z.array(id).min(1)])
+  .optional()
+  .describe('variants this step runs in (default: all); the top-level variant is "cause"');
+
+const step = <T extends z.ZodRawShape>(kind: string, shape: T, description: string) =>
+  z.strictObject({ do: z.literal(kind), when, ...shape }).describe(description);
+
+export const Step = z.discriminatedUnion('do', [
+  step('listen', {
+    host: endHost,
+    port,
+    backlog: z.number().int().min(0).max(4096).optional(),
+    accept: z.boolean().default(true).describe('false: the listener never accepts, so connections stay in its accept queue'),
+    read: z.boolean().default(true).describe('false: accepted connections are never read (pauseOnConnect)'),
+    id: id.optional().describe('name of this listener (default: "port<PORT>")'),
+  }, 'open a listening socket'),
+  step('connect', {
+    id: id.describe('the name of this connection, used by later steps and expectations'),
+    host: endHost,
+    to: endHost,
+    port,
+    localPort: port.optional(),
+    keepAliveMs: ms.optional().describe('turn on TCP keepalive with this idle time'),
+    wait: z.boolean().default(true).describe('wait until the connect succeeds or fails'),
+  }, 'open a connection (active open)'),
+  step('send', {
+    host: endHost,
+    conn: id,
+    bytes: z.number().int().min(1).max(1_000_000).default(1),
+  }, 'write bytes on a connection'),
+  step('close', {
+    host: endHost,
+    conn: id,
+    how: z.enum(['end', 'destroy', 'abort']).describe('end: FIN after the data; destroy: close(); abort: linger 0 (resetAndDestroy)'),
+  }, 'close one end of a connection'),
+  step('resume', { host: endHost, conn: id }, 'read everything received on a connection, and all that follows'),
+  step('stopListener', { host: endHost, listener: id }, 'close a listening socket'),
+  step('waitFor', {
+    host: endHost,
+    conn: id,
+    event: z.enum(['connected', 'accepted', 'data', 'end', 'error', 'closed']),
+    timeoutMs: ms.default(5000),
+  }, 'wait until one end of a connection sees an event'),
+  step('sleep', { ms }, 'wait'),
+  step('sysctl', { host, name: sysctlName, value: sysctlValue }, 'set a sysctl inside one lab host'),
+  step('iptables', { host, rule: iptablesRule }, 'add or delete one iptables rule inside one lab host'),
+  step('killSocket', { host: endHost, conn: id }, 'destroy the kernel socket of one end of a connection (ss -K): no FIN, no RST leaves the host by itself'),
+  step('forge', {
+    host: endHost,
+    conn: id,
+    flags: z.string().regex(/^[SAFRPU.]+$/, 'TCP flags as tcpdump writes them, e.g. "P." or "R"'),
+    seqOffset: z.number().int().default(100000).describe('added to the last seq this end sent'),
+    ackOffset: z.number().int().default(100000).describe('added to the last ack this end sent'),
+    bytes: z.number().int().min(0).max(1400).default(1),
+  }, 'send a segment through a raw socket, as if from this end of the connection'),
+  step('snapshot', { host: endHost, name: id }, 'record the TCP sockets of a host (like ss -tan), for socket expectations'),
+]);
+export type Step = z.infer<typeof Step>;
+export type StepKind = Step['do'];
+
+// seq and ack of a RST: a number, or a relation to the flow's own packets.
+//   answered.seq|ack [+-N]  the last packet of the flow that came to the RST's sender before it
+//   syn.seq|ack, synack.seq|ack [+-N]  the flow's first SYN / SYN-ACK
+//   snd_nxt / rcv_nxt      the sender's next sequence number / the next one it expected from its peer
+export const seqRelation = z.union([
+  z.number().int().min(0).max(0xffffffff),
+  z.string().regex(/^(snd_nxt|rcv_nxt|(answered|syn|synack)\.(seq|ack)(\s*[+-]\s*\d+)?)$/, 'a number, snd_nxt, rcv_nxt, or answered|syn|synack .seq|.ack [+ N]'),
+]);
+
+export const RstExpectation = z.strictObject({
+  from: host.describe('the host that really sent it (judged from the capture points it crossed)'),
+  to: endHost,
+  posingAs: endHost.optional().describe('the IP source address it carries, where that is not its sender'),
+  conn: id.optional().describe('the connection it belongs to'),
+  flags: z.enum(['R', 'R.']).optional(),
+  seq: seqRelation.optional(),
+  ack: seqRelation.optional(),
+  answers: z.enum(['SYN', 'ACK', 'data', 'FIN']).optional().describe('the kind of segment it answered'),
+  seenAt: z.array(capturePoint).optional(),
+  notSeenAt: z.array(capturePoint).optional(),
+  ttlAt: z.record(capturePoint, z.number().int().min(0).max(255)).optional(),
+  count: z.number().int().min(1).default(1),
+  reason: z.string().regex(/^[A-Z_]+$/).optional().describe('the kernel reason from the tcp:tcp_send_reset tracepoint'),
+});
+export type RstExpectation = z.infer<typeof RstExpectation>;
+
+export const Expectation = z.union([
+  z.strictObject({ rst: RstExpectation }),
+  z.strictObject({ noRst: z.strictObject({}).describe('no RST at any capture point') }),
+  z.strictObject({
+    app: z.strictObject({
+      host: endHost,
+      conn: id,
+      saw: z.enum(['connected', 'accepted', 'end', 'closed', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']).optional(),
+      notSaw: z.enum(['connected', 'accepted', 'end', 'closed', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']).optional(),
+    }).describe('what the application on one end of a connection saw'),
+  }),
+  z.strictObject({
+    counter: z.strictObject({
+      host,
+      name: z.string().regex(/^(Tcp|TcpExt|Ip|IpExt|Udp)[A-Za-z0-9]+$/, 'an nstat counter name such as TcpExtListenOverflows'),
+      delta: z.number().int().optional(),
+      min: z.number().int().optional(),
+    }).describe('how much a kernel counter (nstat) of one host grew during the run'),
+  }),
+  z.strictObject({
+    sockets: z.strictObject({
+      host: endHost,
+      snapshot: id,
+      state: z.enum(['ESTABLISHED', 'SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'FIN-WAIT-2', 'TIME-WAIT', 'CLOSE-WAIT', 'LAST-ACK', 'LISTEN', 'CLOSING']),
+      conn: id.optional(),
+      count: z.number().int().min(0),
+    }).describe('how many sockets in a state a snapshot held'),
+  }),
+]);
+export type Expectation = z.infer<typeof Expectation>;
+
+export const Variant = z.strictObject({
+  summary: z.string().min(1),
+  sysctls: z.partialRecord(host, sysctls).optional().describe('merged over the top-level sysctls'),
+  expect: z.array(Expectation).min(1),
+});
+
+export const Scenario = z.strictObject({
+  name: id,
+  summary: z.string().min(1).describe('one line: what happens'),
+  explanation: z.string().min(1).describe('the cause in plain words, the RFC sections, how to recognise it in a capture'),
+  rfc: z.array(z.string()).optional(),
+  sysctls: z.partialRecord(host, sysctls).optional().describe('set in each lab host before the first step'),
+  firewall: z.strictObject({ rules: z.array(iptablesRule).default([]) }).optional(),
+  capture: z.array(capturePoint).min(1).default([...CAPTURE_POINTS]),
+  steps: z.array(Step).min(1),
+  expect: z.array(Expectation).min(1),
+  variants: z.record(id, Variant).default({}),
+});
+export type ScenarioFile = z.infer<typeof Scenario>;

@@ -36,7 +36,8 @@ const when = z
   .optional()
   .describe('variants this step runs in (default: all); the top-level variant is "cause"');
 
-const step = <T extends z.ZodRawShape>(kind: string, shape: T, description: string) =>
+// K keeps each kind a literal type, so Step is a discriminated union that narrows on `do`.
+const step = <K extends string, T extends z.ZodRawShape>(kind: K, shape: T, description: string) =>
   z.strictObject({ do: z.literal(kind), when, ...shape }).describe(description);
 
 export const Step = z.discriminatedUnion('do', [
@@ -83,8 +84,8 @@ export const Step = z.discriminatedUnion('do', [
     host: endHost,
     conn: id,
     flags: z.string().regex(/^[SAFRPU.]+$/, 'TCP flags as tcpdump writes them, e.g. "P." or "R"'),
-    seqOffset: z.number().int().default(100000).describe('added to the last seq this end sent'),
-    ackOffset: z.number().int().default(100000).describe('added to the last ack this end sent'),
+    seq: z.number().int().min(0).max(0xffffffff).default(1).describe('sequence number (RFC 1337 shows any out-of-window value works)'),
+    ack: z.number().int().min(0).max(0xffffffff).default(1),
     bytes: z.number().int().min(0).max(1400).default(1),
   }, 'send a segment through a raw socket, as if from this end of the connection'),
   step('snapshot', { host: endHost, name: id }, 'record the TCP sockets of a host (like ss -tan), for socket expectations'),
@@ -112,7 +113,8 @@ export const RstExpectation = z.strictObject({
   answers: z.enum(['SYN', 'ACK', 'data', 'FIN']).optional().describe('the kind of segment it answered'),
   seenAt: z.array(capturePoint).optional(),
   notSeenAt: z.array(capturePoint).optional(),
-  ttlAt: z.record(capturePoint, z.number().int().min(0).max(255)).optional(),
+  // partialRecord: z.record with enum keys would demand a TTL for every capture point.
+  ttlAt: z.partialRecord(capturePoint, z.number().int().min(0).max(255)).optional(),
   count: z.number().int().min(1).default(1),
   reason: z.string().regex(/^[A-Z_]+$/).optional().describe('the kernel reason from the tcp:tcp_send_reset tracepoint'),
 });

@@ -1,0 +1,43 @@
+// Kernel counters and sockets of the agent's own network namespace, read from /proc
+// (/proc/self/net follows the reading process's namespace): what nstat and ss show,
+// without starting a process.
+import { readFileSync } from 'node:fs';
+import type { SocketEntry } from '../verify/observations.js';
+
+/** Counters named as nstat names them: TcpExtListenOverflows, TcpAttemptFails, ... */
+export function readCounters(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const file of ['/proc/self/net/snmp', '/proc/self/net/netstat']) {
+    // Each group is two lines, "Tcp: Name1 Name2 ..." then "Tcp: 1 2 ...".
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = lines[i]!.split(/\s+/);
+      const values = lines[i + 1]!.split(/\s+/);
+      const group = names[0]!.replace(/:$/, '');
+      for (let j = 1; j < names.length; j++) out[group + names[j]] = Number(values[j]);
+    }
+  }
+  return out;
+}
+
+// include/net/tcp_states.h, in ss's spelling
+const STATES: Record<string, string> = {
+  '01': 'ESTABLISHED', '02': 'SYN-SENT', '03': 'SYN-RECV', '04': 'FIN-WAIT-1', '05': 'FIN-WAIT-2',
+  '06': 'TIME-WAIT', '07': 'CLOSE', '08': 'CLOSE-WAIT', '09': 'LAST-ACK', '0A': 'LISTEN', '0B': 'CLOSING',
+};
+
+function ipv4(hex: string): string {
+  // /proc/net/tcp prints the address as a host-order 32-bit word: little-endian here.
+  const n = parseInt(hex, 16);
+  return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.');
+}
+
+export function readSockets(): SocketEntry[] {
+  const lines = readFileSync('/proc/self/net/tcp', 'utf8').trim().split('\n').slice(1);
+  return lines.map((line) => {
+    const [, local, remote, st] = line.trim().split(/\s+/) as [string, string, string, string];
+    const [la, lp] = local.split(':') as [string, string];
+    const [ra, rp] = remote.split(':') as [string, string];
+    return { state: STATES[st] ?? st, local: ipv4(la), localPort: parseInt(lp, 16), remote: ipv4(ra), remotePort: parseInt(rp, 16) };
+  });
+}

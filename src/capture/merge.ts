@@ -1,0 +1,65 @@
+// The same segment crosses up to four capture points. Merged, it is one event on the
+// wire with the points that saw it, which is what a ladder shows and what the verifier
+// judges (who sent a RST is told by the first point of its path that saw it).
+import type { TcpPacket } from './packet.js';
+import type { CapturePoint } from '../verify/observations.js';
+
+/** Copies of one segment further apart than this are two segments (a retransmission). */
+export const MERGE_WINDOW_S = 0.05;
+
+export interface Copy {
+  point: CapturePoint;
+  index: number;
+  packet: TcpPacket;
+}
+
+export interface WireEvent {
+  key: string;
+  /** the copy seen first */
+  first: Copy;
+  seen: Map<CapturePoint, Copy>;
+  lastTime: number;
+}
+
+function keyOf(p: TcpPacket): string {
+  return [p.src, p.dst, p.sport, p.dport, p.seq, p.ack, p.flags, p.payloadLength].join('|');
+}
+
+/**
+ * Merge the packets of every capture point into wire events, in time order. Each copy
+ * goes to the nearest earlier event with the same segment that lacks its point, so two
+ * identical segments (a retransmission) stay two events even where a copy was lost.
+ */
+export function mergeAcrossPoints(
+  packets: Partial<Record<CapturePoint, TcpPacket[]>>,
+  points: readonly CapturePoint[],
+  keep: (p: TcpPacket) => boolean = () => true,
+): WireEvent[] {
+  const copies: Copy[] = [];
+  for (const point of points) {
+    (packets[point] ?? []).forEach((packet, index) => {
+      if (keep(packet)) copies.push({ point, index, packet });
+    });
+  }
+  copies.sort((x, y) => x.packet.time - y.packet.time);
+  const events: WireEvent[] = [];
+  const open = new Map<string, WireEvent[]>();
+  for (const copy of copies) {
+    const key = keyOf(copy.packet);
+    const t = copy.packet.time;
+    let best: WireEvent | undefined;
+    for (const e of open.get(key) ?? []) {
+      if (e.seen.has(copy.point) || t - e.lastTime > MERGE_WINDOW_S) continue;
+      if (!best || t - e.lastTime < t - best.lastTime) best = e;
+    }
+    if (best) {
+      best.seen.set(copy.point, copy);
+      best.lastTime = t;
+    } else {
+      const e: WireEvent = { key, first: copy, seen: new Map([[copy.point, copy]]), lastTime: t };
+      events.push(e);
+      open.set(key, [...(open.get(key) ?? []), e]);
+    }
+  }
+  return events;
+}

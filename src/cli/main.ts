@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// The rstlab command: argv → options → library calls → output and exit code.
+// The only place that calls process.exit.
+import { Command, InvalidArgumentError } from 'commander';
+import { EXIT, InputError, LabError } from '../errors.js';
+import { backendByName, cleanupAll } from '../lab/backends.js';
+import { listScenarios } from '../scenario/load.js';
+import { handleSignals } from './signals.js';
+import { runCommand, scenariosDir, type RunCommandOptions } from './run.js';
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a whole number of at least 1');
+  return n;
+}
+
+function exitCodeOf(e: unknown): number {
+  if (e instanceof InputError) {
+    process.stderr.write(`rstlab: ${e.located()}\n`);
+    return e.exitCode;
+  }
+  if (e instanceof LabError) {
+    process.stderr.write(`rstlab: the lab could not be built: ${e.message}${e.hint ? ` — ${e.hint}` : ''}\n`);
+    return e.exitCode;
+  }
+  process.stderr.write(`rstlab: ${(e as Error).stack ?? String(e)}\n`);
+  return EXIT.labFailed;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command()
+    .name('rstlab')
+    .description('Make each cause of a TCP reset happen in a real lab, and prove it from packet captures.')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  let code: number = EXIT.ok;
+
+  program
+    .command('run')
+    .description('run a scenario (a name from scenarios/ or a path to a .yaml file), or --all of them')
+    .argument('[scenario]', 'scenario name or file')
+    .option('--variant <name>', 'the variant to run: cause (default) or one from the file, e.g. control', 'cause')
+    .option('--expect-of <name>', 'judge the run by the expectations of another variant (e.g. control steps, cause expectations: must fail)')
+    .option('--backend <name>', 'netns or docker', 'netns')
+    .option('--all', 'run every scenario and every variant')
+    .option('--jobs <n>', 'with --all: how many labs at once', positiveInt, 1)
+    .option('--json', 'print the report as JSON instead of text')
+    .option('--junit <file>', 'also write a JUnit XML report')
+    .option('--runs-dir <dir>', 'where run folders go', 'runs')
+    .option('--no-trace', 'do not record kernel RST reasons from tracefs')
+    .action(async (scenario: string | undefined, opts: RunCommandOptions) => {
+      if (!scenario && !opts.all) throw new InputError('name a scenario (rstlab list shows them) or use --all');
+      if (opts.backend !== 'netns' && opts.backend !== 'docker') throw new InputError(`unknown backend "${opts.backend}": use netns or docker`);
+      const controller = new AbortController();
+      const release = handleSignals(process, controller, (s) => process.stderr.write(`\nrstlab: ${s}: stopping, taking the lab down…\n`));
+      try {
+        code = await runCommand(scenario, opts, controller.signal);
+      } finally {
+        release();
+      }
+    });
+
+  program
+    .command('list')
+    .description('the scenarios, with a one-line summary each')
+    .action(async () => {
+      const all = await listScenarios(scenariosDir());
+      const width = Math.max(...all.map((s) => s.scenario.name.length));
+      for (const s of all) {
+        const variants = s.variants.filter((v) => v !== 'cause');
+        process.stdout.write(`${s.scenario.name.padEnd(width)}  ${s.scenario.summary}${variants.length ? `  [variants: ${variants.join(', ')}]` : ''}\n`);
+      }
+    });
+
+  program
+    .command('cleanup')
+    .description('remove every namespace, container, network and trace instance that a killed run left behind')
+    .action(async () => {
+      const removed = await cleanupAll();
+      process.stdout.write(removed.length ? removed.map((r) => `removed ${r}\n`).join('') : 'nothing to clean up\n');
+    });
+
+  program
+    .command('check')
+    .description('check that this machine can build a lab')
+    .option('--backend <name>', 'netns or docker', 'netns')
+    .action(async (opts: { backend: string }) => {
+      await (await backendByName(opts.backend)).check();
+      process.stdout.write(`the ${opts.backend} backend can build labs here\n`);
+    });
+
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    const ce = e as { code?: string; exitCode?: number };
+    if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
+      return ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' || ce.code === 'commander.help' ? EXIT.ok : EXIT.badInput;
+    }
+    return exitCodeOf(e);
+  }
+  return code;
+}
+
+process.exit(await main(process.argv));

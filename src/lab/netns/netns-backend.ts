@@ -1,0 +1,154 @@
+// The default backend: the three lab hosts as Linux network namespaces joined by veth
+// pairs, made with iproute2 in batch mode (one process for many commands).
+import { readdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { LabError } from '../../errors.js';
+import {
+  LAB_PREFIX, TOPOLOGY,
+  type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
+} from '../backend.js';
+import { collect, findInPath, run, start } from '../process.js';
+
+const HOST_NAMES: HostName[] = ['client', 'firewall', 'server'];
+const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
+
+export const namespaceOf = (id: string, host: HostName): string => `${LAB_PREFIX}${id}-${host}`;
+
+/** The iproute2 batch that makes the namespaces and the veth pairs between them. */
+export function topologyBatch(id: string): { root: string; perHost: Record<HostName, string> } {
+  const ns = (h: HostName) => namespaceOf(id, h);
+  const { client, firewall, server } = TOPOLOGY;
+  const root = [
+    ...HOST_NAMES.map((h) => `netns add ${ns(h)}`),
+    // Both ends are made directly inside their namespaces: no name ever exists in the
+    // host's own namespace, so parallel labs cannot collide and nothing leaks there.
+    `link add eth0 netns ${ns('client')} type veth peer name eth0 netns ${ns('firewall')}`,
+    `link add eth0 netns ${ns('server')} type veth peer name eth1 netns ${ns('firewall')}`,
+  ].join('\n');
+  const perHost: Record<HostName, string> = {
+    client: [
+      'link set lo up',
+      'link set eth0 up',
+      `addr add ${client.address}/${client.prefix} dev eth0`,
+      `route add default via ${client.gateway}`,
+    ].join('\n'),
+    firewall: [
+      'link set lo up',
+      'link set eth0 up',
+      'link set eth1 up',
+      `addr add ${firewall.addresses.eth0}/${firewall.prefix} dev eth0`,
+      `addr add ${firewall.addresses.eth1}/${firewall.prefix} dev eth1`,
+    ].join('\n'),
+    server: [
+      'link set lo up',
+      'link set eth0 up',
+      `addr add ${server.address}/${server.prefix} dev eth0`,
+      `route add default via ${server.gateway}`,
+    ].join('\n'),
+  };
+  return { root, perHost };
+}
+
+class NetnsLab implements Lab {
+  readonly backend = 'netns' as const;
+  private readonly children = new Set<LabProcess>();
+  private downed?: Promise<void>;
+
+  constructor(readonly id: string) {}
+
+  spawn(host: HostName, argv: string[]): LabProcess {
+    // nsenter joins only the network namespace: lighter than `ip netns exec`, which
+    // also makes a mount namespace to remount /sys.
+    const proc = start('nsenter', [`--net=/run/netns/${namespaceOf(this.id, host)}`, '--', ...argv]);
+    this.children.add(proc);
+    void proc.exited.then(() => this.children.delete(proc));
+    return proc;
+  }
+
+  async exec(host: HostName, argv: string[], stdin?: string): Promise<ExecResult> {
+    const p = this.spawn(host, argv);
+    return collect(p, stdin);
+  }
+
+  agentArgv(): string[] {
+    return [process.execPath, AGENT];
+  }
+
+  down(): Promise<void> {
+    this.downed ??= (async () => {
+      for (const p of this.children) p.kill('SIGKILL');
+      await Promise.all([...this.children].map((p) => p.exited));
+      await removeNamespaces(HOST_NAMES.map((h) => namespaceOf(this.id, h)));
+    })();
+    return this.downed;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.down();
+  }
+}
+
+/** Kill whatever still runs in the namespaces, then delete them (their veths go with them). */
+async function removeNamespaces(names: string[]): Promise<string[]> {
+  const existing = new Set(await listNamespaces());
+  const gone = names.filter((n) => existing.has(n));
+  if (gone.length === 0) return [];
+  const pids = await Promise.all(gone.map((n) => run('ip', ['netns', 'pids', n]).then((r) => r.stdout.split(/\s+/).filter(Boolean))));
+  for (const pid of pids.flat()) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const r = await run('ip', ['-force', '-batch', '-'], gone.map((n) => `netns del ${n}`).join('\n'));
+  if (r.code !== 0) throw new LabError(`could not delete namespaces ${gone.join(', ')}: ${r.stderr.trim()}`);
+  return gone;
+}
+
+async function listNamespaces(): Promise<string[]> {
+  try {
+    return (await readdir('/run/netns')).filter((n) => n.startsWith(LAB_PREFIX));
+  } catch {
+    return [];
+  }
+}
+
+export const netnsBackend: Backend = {
+  name: 'netns',
+
+  async check() {
+    const missing = ['ip', 'nsenter', 'tcpdump', 'iptables'].filter((t) => !findInPath(t));
+    if (missing.length > 0) {
+      const pkgs = missing.map((t) => ({ ip: 'iproute2', nsenter: 'util-linux' })[t as 'ip'] ?? t);
+      throw new LabError(`missing ${missing.join(', ')}`, `install it: apt-get install ${[...new Set(pkgs)].join(' ')}`);
+    }
+    if (process.getuid?.() !== 0) {
+      throw new LabError('the netns lab needs root (CAP_NET_ADMIN)', 'run as root, e.g. sudo npm run scenario NAME');
+    }
+  },
+
+  async up(id) {
+    const lab = new NetnsLab(id);
+    try {
+      const batch = topologyBatch(id);
+      const root = await run('ip', ['-batch', '-'], batch.root);
+      if (root.code !== 0) throw new LabError(`ip could not make the lab's namespaces: ${root.stderr.trim()}`);
+      const results = await Promise.all([
+        ...HOST_NAMES.map((h) => run('ip', ['-n', namespaceOf(id, h), '-batch', '-'], batch.perHost[h])),
+        // the firewall routes between its two networks
+        run('nsenter', [`--net=/run/netns/${namespaceOf(id, 'firewall')}`, '--', 'sysctl', '-qw', 'net.ipv4.ip_forward=1']),
+      ]);
+      const failed = results.find((r) => r.code !== 0);
+      if (failed) throw new LabError(`could not configure the lab: ${failed.stderr.trim()}`);
+      return lab;
+    } catch (e) {
+      await lab.down().catch(() => undefined);
+      throw e;
+    }
+  },
+
+  async cleanup() {
+    return removeNamespaces(await listNamespaces());
+  },
+};

@@ -1,0 +1,344 @@
+// One scenario run: lab up → agents → sysctls and rules → captures ready → steps →
+// captures drained → observations → verdict, and the lab down on every path.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { AgentClient } from '../agent/client.js';
+import type { AgentEvent } from '../agent/protocol.js';
+import { startCapture, type Capture } from '../capture/capture.js';
+import { decodeCaptureFile } from '../capture/pcap.js';
+import { startKernelResetTrace, type KernelResetTrace } from '../capture/kernel-resets.js';
+import { LabError } from '../errors.js';
+import { ADDRESS, newLabId, type Backend, type HostName, type Lab } from '../lab/backend.js';
+import type { Plan } from '../scenario/load.js';
+import type { Step } from '../scenario/schema.js';
+import type { ConnEnd, ConnObservation, EndHost, Host, Observations } from '../verify/observations.js';
+import { verify, type Verdict } from '../verify/verify.js';
+
+const HOSTS: Host[] = ['client', 'firewall', 'server'];
+/** Time for the last packets to cross the lab after the last step (veth latency is µs). */
+const SETTLE_MS = 50;
+
+export interface Timings {
+  labUp: number;
+  captureReady: number;
+  steps: number;
+  verify: number;
+  labDown: number;
+  total: number;
+}
+
+export interface RunResult {
+  plan: Plan;
+  backend: string;
+  labId: string;
+  dir: string;
+  /** epoch ms of the first step; event times are relative to it */
+  t0: number;
+  obs: Observations;
+  verdict: Verdict;
+  timings: Timings;
+}
+
+export interface RunOptions {
+  backend: Backend;
+  runsDir: string;
+  /** aborted on SIGINT/SIGTERM: the run stops where it is and the lab comes down */
+  signal?: AbortSignal;
+  /** record the kernel's reason for each RST from tracefs, where the machine allows it */
+  traceResets?: boolean;
+}
+
+export class AbortedError extends Error {
+  constructor() {
+    super('the run was interrupted');
+    this.name = 'AbortedError';
+  }
+}
+
+async function runDir(runsDir: string, plan: Plan, labId: string): Promise<string> {
+  const time = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  const base = join(runsDir, `${time}-${plan.name}${plan.variant === 'cause' ? '' : `-${plan.variant}`}`);
+  await mkdir(runsDir, { recursive: true });
+  try {
+    await mkdir(base);
+    return base;
+  } catch {
+    // another run of the same scenario started in the same second
+    const dir = `${base}-${labId}`;
+    await mkdir(dir);
+    return dir;
+  }
+}
+
+/** Reject when the run is aborted, so that no step can keep the lab up after Ctrl-C. */
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(new AbortedError());
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new AbortedError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** What the runner knows of the scenario's connections while the steps run. */
+class Connections {
+  readonly conns: Record<string, ConnObservation> = {};
+  /** accepted ends not yet matched to a connection, by `${host} ${agent name}` */
+  private readonly accepted = new Map<string, ConnEnd & { agentName: string }>();
+  private readonly agentNames = new Map<ConnEnd, string>();
+  private readonly waiters = new Set<() => void>();
+
+  constructor(private readonly t0: () => number) {}
+
+  connect(id: string, host: EndHost, remotePort: number): void {
+    this.conns[id] = { id, initiator: { host, remotePort, events: [] } };
+    this.agentNames.set(this.conns[id]!.initiator, id);
+  }
+
+  onEvent(host: HostName, e: AgentEvent): void {
+    const t = e.t - this.t0();
+    const event = { t, event: e.event, ...(e.code ? { code: e.code } : {}), ...(e.bytes ? { bytes: e.bytes } : {}) };
+    if (e.event === 'accepted') {
+      this.accepted.set(`${host} ${e.conn}`, { host: host as EndHost, localPort: e.localPort, remotePort: e.remotePort, events: [event], agentName: e.conn });
+    } else {
+      const end = this.conns[e.conn]?.initiator.host === host ? this.conns[e.conn]!.initiator : this.accepted.get(`${host} ${e.conn}`);
+      if (!end) return;
+      end.events.push(event);
+      if (e.event === 'connected') end.localPort = e.localPort;
+    }
+    this.link();
+  }
+
+  /** An accepted end belongs to the connection whose initiator's local port is its remote port. */
+  private link(): void {
+    for (const [key, end] of this.accepted) {
+      const conn = Object.values(this.conns).find((c) => !c.acceptor && c.initiator.host !== end.host && c.initiator.localPort === end.remotePort);
+      if (!conn) continue;
+      const { agentName, ...acceptor } = end;
+      conn.acceptor = acceptor;
+      this.agentNames.set(acceptor, agentName);
+      this.accepted.delete(key);
+    }
+    for (const w of this.waiters) w();
+  }
+
+  setLocalPort(id: string, port: number | undefined): void {
+    const end = this.conns[id]?.initiator;
+    if (end && port) end.localPort = port;
+    this.link();
+  }
+
+  /** The end of connection `id` in `host`; the accepted end may take a moment to be known. */
+  async end(id: string, host: EndHost, timeoutMs = 2000): Promise<ConnEnd> {
+    const find = () => {
+      const c = this.conns[id];
+      if (c?.initiator.host === host) return c.initiator;
+      return c?.acceptor;
+    };
+    await this.until(() => find() !== undefined, timeoutMs);
+    const end = find();
+    if (!end) throw new Error(`connection ${id} has no end in ${host}: it was never accepted there`);
+    return end;
+  }
+
+  agentName(end: ConnEnd): string {
+    return this.agentNames.get(end)!;
+  }
+
+  /** Resolve when `ok()` holds, checked after every event; false on timeout. */
+  until(ok: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (ok()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!ok()) return;
+        done(true);
+      };
+      const done = (v: boolean) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve(v);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.waiters.add(check);
+    });
+  }
+}
+
+export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResult> {
+  const start = performance.now();
+  const timings: Timings = { labUp: 0, captureReady: 0, steps: 0, verify: 0, labDown: 0, total: 0 };
+  const labId = newLabId();
+  const dir = await runDir(opts.runsDir, plan, labId);
+  let t0 = Date.now();
+  const connections = new Connections(() => t0);
+  const stepFailures: { line: number; message: string }[] = [];
+
+  let lab: Lab | undefined;
+  const agents = {} as Record<Host, AgentClient>;
+  let captures: Capture[] = [];
+  let trace: KernelResetTrace | undefined;
+  try {
+    lab = await abortable(opts.backend.up(labId), opts.signal);
+    for (const h of HOSTS) agents[h] = AgentClient.start(lab, h, (host, e) => connections.onEvent(host, e));
+    await abortable(Promise.all(HOSTS.map((h) => agents[h].ready)), opts.signal);
+    timings.labUp = performance.now() - start;
+
+    // The lab hosts' own settings: sysctls and the firewall's ruleset.
+    const settings: Promise<unknown>[] = [];
+    for (const [host, sysctls] of Object.entries(plan.sysctls) as [Host, Record<string, string | number>][]) {
+      for (const [name, value] of Object.entries(sysctls)) settings.push(agents[host].request({ cmd: 'sysctl', name, value }));
+    }
+    if (plan.firewallRules.length > 0) settings.push(iptablesRestore(lab, 'firewall', plan.firewallRules));
+    await abortable(Promise.all(settings), opts.signal);
+
+    const capturesStart = performance.now();
+    captures = await abortable(Promise.all(plan.capture.map((p) => startCapture(lab!, p, join(dir, `${p}.pcap`)))), opts.signal);
+    if (opts.traceResets) trace = await startKernelResetTrace(labId);
+    const before = await Promise.all(HOSTS.map((h) => agents[h].request({ cmd: 'counters' })));
+    timings.captureReady = performance.now() - capturesStart;
+
+    const stepsStart = performance.now();
+    t0 = Date.now();
+    const snapshots: Observations['snapshots'] = {};
+    for (const { step, line } of plan.steps) {
+      try {
+        await abortable(runStep(step, { lab, agents, connections, snapshots, signal: opts.signal }), opts.signal);
+      } catch (e) {
+        if (e instanceof AbortedError || e instanceof LabError) throw e;
+        stepFailures.push({ line, message: `step ${step.do} failed: ${(e as Error).message}` });
+        break;
+      }
+    }
+    await delay(SETTLE_MS);
+    await Promise.all(captures.map((c) => c.stop()));
+    captures = [];
+    const kernelResets = await trace?.stop();
+    trace = undefined;
+    const after = await Promise.all(HOSTS.map((h) => agents[h].request({ cmd: 'counters' })));
+    timings.steps = performance.now() - stepsStart;
+
+    const verifyStart = performance.now();
+    const packets: Observations['packets'] = {};
+    for (const p of plan.capture) packets[p] = await decodeCaptureFile(join(dir, `${p}.pcap`));
+    const counters: Observations['counters'] = {};
+    HOSTS.forEach((h, i) => (counters[h] = { before: before[i]!.counters ?? {}, after: after[i]!.counters ?? {} }));
+    const obs: Observations = { packets, conns: connections.conns, counters, snapshots, ...(kernelResets ? { kernelResets } : {}) };
+    const verdict = verify(plan.expect, obs, { capture: plan.capture });
+    for (const f of stepFailures) {
+      verdict.results.unshift({ line: f.line, kind: 'step', passed: false, summary: f.message });
+      verdict.passed = false;
+    }
+    timings.verify = performance.now() - verifyStart;
+    return { plan, backend: opts.backend.name, labId, dir, t0, obs, verdict, timings };
+  } finally {
+    const downStart = performance.now();
+    await trace?.stop().catch(() => undefined);
+    await Promise.all(captures.map((c) => c.stop().catch(() => undefined)));
+    await Promise.all(Object.values(agents).map((a) => a.stop()));
+    await lab?.down();
+    timings.labDown = performance.now() - downStart;
+    timings.total = performance.now() - start;
+  }
+}
+
+/** Load iptables rules in one go (iptables-restore --noflush), grouped per table. */
+async function iptablesRestore(lab: Lab, host: HostName, rules: string[]): Promise<void> {
+  const tables = new Map<string, string[]>();
+  for (const rule of rules) {
+    const m = /^-t (\w+) (.*)$/.exec(rule);
+    const table = m ? m[1]! : 'filter';
+    tables.set(table, [...(tables.get(table) ?? []), m ? m[2]! : rule]);
+  }
+  const text = [...tables].map(([t, rs]) => `*${t}\n${rs.join('\n')}\nCOMMIT\n`).join('');
+  const r = await lab.exec(host, ['iptables-restore', '-w', '--noflush'], text);
+  if (r.code !== 0) throw new Error(`iptables-restore in ${host} refused the rules: ${r.stderr.trim()}`);
+}
+
+interface StepContext {
+  lab: Lab;
+  agents: Record<Host, AgentClient>;
+  connections: Connections;
+  snapshots: Observations['snapshots'];
+  signal?: AbortSignal;
+}
+
+const other = (h: EndHost): EndHost => (h === 'client' ? 'server' : 'client');
+
+async function runStep(step: Step, ctx: StepContext): Promise<void> {
+  const { agents, connections, lab } = ctx;
+  switch (step.do) {
+    case 'listen':
+      await agents[step.host].request({ cmd: 'listen', listener: step.id ?? `port${step.port}`, port: step.port, backlog: step.backlog, accept: step.accept, read: step.read });
+      return;
+    case 'stopListener':
+      await agents[step.host].request({ cmd: 'stopListener', listener: step.listener });
+      return;
+    case 'connect': {
+      connections.connect(step.id, step.host, step.port);
+      const reply = await agents[step.host].request({
+        cmd: 'connect', conn: step.id, address: ADDRESS[step.to], port: step.port, localPort: step.localPort, keepAliveMs: step.keepAliveMs, wait: step.wait,
+      });
+      connections.setLocalPort(step.id, reply.localPort);
+      return;
+    }
+    case 'send':
+    case 'close':
+    case 'resume': {
+      const end = await connections.end(step.conn, step.host);
+      const conn = connections.agentName(end);
+      const req = step.do === 'send' ? { cmd: 'send' as const, conn, bytes: step.bytes } : step.do === 'close' ? { cmd: 'close' as const, conn, how: step.how } : { cmd: 'resume' as const, conn };
+      await agents[step.host].request(req);
+      return;
+    }
+    case 'waitFor': {
+      const seen = () => {
+        const c = connections.conns[step.conn];
+        const end = c?.initiator.host === step.host ? c.initiator : c?.acceptor;
+        return end?.events.some((e) => e.event === step.event) ?? false;
+      };
+      if (!(await connections.until(seen, step.timeoutMs))) {
+        throw new Error(`${step.host} end of ${step.conn} saw no ${step.event} within ${step.timeoutMs} ms`);
+      }
+      return;
+    }
+    case 'sleep':
+      await delay(step.ms, undefined, { signal: ctx.signal }).catch(() => undefined);
+      return;
+    case 'sysctl':
+      await agents[step.host].request({ cmd: 'sysctl', name: step.name, value: step.value });
+      return;
+    case 'iptables': {
+      // argv, never a shell: the rule's words go to iptables as they are
+      const r = await lab.exec(step.host, ['iptables', '-w', ...step.rule.split(/\s+/)]);
+      if (r.code !== 0) throw new Error(`iptables ${step.rule}: ${r.stderr.trim()}`);
+      return;
+    }
+    case 'killSocket': {
+      const end = await connections.end(step.conn, step.host);
+      // SOCK_DESTROY through inet_diag: the socket is gone, and the kernel sends the
+      // peer a RST only if the socket was still synchronized (a firewall may drop it).
+      const r = await lab.exec(step.host, ['ss', '-tnK', 'sport', '=', `:${end.localPort}`, 'and', 'dport', '=', `:${end.remotePort}`]);
+      if (r.code !== 0) throw new Error(`ss -K: ${r.stderr.trim()}`);
+      return;
+    }
+    case 'forge': {
+      const end = await connections.end(step.conn, step.host);
+      await agents[step.host].request({
+        cmd: 'forge', src: ADDRESS[step.host], dst: ADDRESS[other(step.host)], sport: end.localPort!, dport: end.remotePort!,
+        seq: step.seq, ack: step.ack, flags: step.flags, bytes: step.bytes,
+      });
+      return;
+    }
+    case 'snapshot': {
+      const reply = await agents[step.host].request({ cmd: 'snapshot' });
+      (ctx.snapshots[step.host] ??= {})[step.name] = reply.sockets ?? [];
+      return;
+    }
+    default: {
+      const never: never = step;
+      throw new Error(`unknown step ${JSON.stringify(never)}`);
+    }
+  }
+}

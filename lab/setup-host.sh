@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what rstlab needs on the host, from the distribution's packages (Debian/Ubuntu):
+# iproute2 (ip, netns, veth), iptables, tcpdump, conntrack, util-linux (nsenter), procps
+# (sysctl, pgrep), and for the Docker backend docker.io and debootstrap; then starts the
+# Docker daemon if none is running. Needs root. Changes nothing of the host's network.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "setup-host: run as root (sudo bash lab/setup-host.sh)" >&2; exit 3; }
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  iproute2 iptables tcpdump conntrack util-linux procps docker.io debootstrap ca-certificates >/dev/null
+echo "setup-host: installed iproute2 iptables tcpdump conntrack util-linux procps docker.io debootstrap"
+
+if [ "${1:-}" != "--no-docker" ] && ! docker info >/dev/null 2>&1; then
+  echo "setup-host: starting dockerd"
+  nohup dockerd >/var/log/rstlab-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "setup-host: dockerd did not start (see /var/log/rstlab-dockerd.log)" >&2; exit 3; }
+fi
+echo "setup-host: ready"

@@ -10,6 +10,7 @@ import { TCP, flagString, type TcpPacket } from '../capture/packet.js';
 import { CAPTURE_INTERFACE, TOPOLOGY } from '../lab/backend.js';
 import type { Expectation, RstExpectation } from '../scenario/schema.js';
 import { formatPacket } from './format.js';
+import { mergeAcrossPoints, type Copy, type WireEvent } from '../capture/merge.js';
 import type { AppEvent, CapturePoint, ConnObservation, EndHost, Host, KernelReset, Observations, SocketEntry } from './observations.js';
 
 // ---------------------------------------------------------------------------------------
@@ -135,8 +136,6 @@ const DEFAULT_TTL = 64;
  * The same RST at two capture points is a few µs apart; two identical RSTs (a peer that
  * retransmits into a closed port gets one each time) are far more than this apart.
  */
-const MERGE_WINDOW_S = 0.5;
-
 function ipv4(address: string): number | undefined {
   const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address);
   if (!m) return undefined;
@@ -248,51 +247,16 @@ function connsOnPorts(obs: Observations, sport: number, dport: number): string[]
 // ---------------------------------------------------------------------------------------
 // RST sightings
 
-interface RawRst {
-  point: CapturePoint;
-  index: number;
-  packet: TcpPacket;
-}
-
-interface Group {
-  key: string;
-  seen: Map<CapturePoint, RawRst>;
-  lastTime: number;
-}
+type RawRst = Copy;
+type Group = WireEvent;
 
 /**
  * Every RST of the run as one event per RST put on the wire, merged across the capture
- * points (same addresses, ports, seq, ack and flags, within MERGE_WINDOW_S of each other),
- * with its real sender, the packet it answered and the kernel's reason.
+ * points (capture/merge.ts), with its real sender, the packet it answered and the kernel's reason.
  */
 export function rstSightings(obs: Observations, opts: VerifyOptions): RstSighting[] {
   const captured = capturedPoints(opts);
-  const raws: RawRst[] = [];
-  for (const point of captured) {
-    packetsAt(obs, point).forEach((packet, index) => {
-      if (isRst(packet)) raws.push({ point, index, packet });
-    });
-  }
-  // Merge in time order, each copy into the nearest group that lacks its point, so that two
-  // identical RSTs stay two events even where one copy of one of them was lost.
-  raws.sort((x, y) => x.packet.time - y.packet.time);
-  const groups: Group[] = [];
-  for (const raw of raws) {
-    const p = raw.packet;
-    const key = [p.src, p.dst, p.sport, p.dport, p.seq, p.ack, p.flags].join('|');
-    let best: Group | undefined;
-    for (const g of groups) {
-      if (g.key !== key || g.seen.has(raw.point) || Math.abs(p.time - g.lastTime) > MERGE_WINDOW_S) continue;
-      if (!best || Math.abs(p.time - g.lastTime) < Math.abs(p.time - best.lastTime)) best = g;
-    }
-    if (best) {
-      best.seen.set(raw.point, raw);
-      best.lastTime = p.time;
-    } else {
-      groups.push({ key, seen: new Map([[raw.point, raw]]), lastTime: p.time });
-    }
-  }
-
+  const groups = mergeAcrossPoints(obs.packets, [...captured], isRst);
   const sightings = groups.map((g) => sightingOf(g, obs, captured));
   sightings.sort((x, y) => x.time - y.time);
   sightings.forEach((s, i) => (s.id = i + 1));

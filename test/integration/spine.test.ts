@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixture, leftovers, rstlab, runDirOf, startCli, until } from '../helpers.js';
+import { CLI, ROOT, fixture, leftovers, rstlab, runDirOf, startCli, until } from '../helpers.js';
 
 const POINTS = ['client', 'firewall-a', 'firewall-b', 'server'];
 
@@ -97,6 +97,24 @@ describe('the lab spine (netns)', function () {
     const r = await rstlab('run', 'closed-port', '--variant', 'nope');
     expect(r.code).to.equal(2);
     expect(r.stderr).to.match(/control/);
+    expectNothingLeft();
+  });
+
+  it('a missing tool: exit 3 with what to install, no lab built', async () => {
+    const { spawnSync } = await import('node:child_process');
+    // no PATH: tcpdump and nsenter (in /usr/bin) cannot be found
+    const r = spawnSync(process.execPath, [CLI, 'run', 'closed-port'], { cwd: ROOT, env: { PATH: '/nonexistent' }, encoding: 'utf8' });
+    expect(r.status, r.stderr).to.equal(3);
+    expect(r.stderr.trim().split('\n')).to.have.length(1);
+    expect(r.stderr).to.match(/missing .*tcpdump.*apt-get install .*tcpdump/);
+    expectNothingLeft();
+  });
+
+  it('no privileges: exit 3 saying to run as root', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'run', 'closed-port'], { cwd: '/tmp', encoding: 'utf8' });
+    expect(r.status, r.stderr).to.equal(3);
+    expect(r.stderr).to.match(/needs root.*run as root/);
     expectNothingLeft();
   });
 

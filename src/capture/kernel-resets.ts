@@ -55,7 +55,10 @@ export async function startKernelResetTrace(labId: string): Promise<KernelResetT
   }
 }
 
-const EVENT = /\s(\d+\.\d+): tcp_send_reset: .*src=([\d.]+):(\d+) dest=([\d.]+):(\d+) state=(\w+) reason=(\w+)/;
+// Sockets of a dual-stack (::) listener print IPv6: [::ffff:10.0.2.2]:8080 for a flow, and
+// [::]:8080 for the listener itself; the mapped prefix is dropped, so both compare as IPv4.
+const ADDR = String.raw`\[?(?:::ffff:)?([\d.]+|[\da-f:]+)\]?:(\d+)`;
+const EVENT = new RegExp(String.raw`\s(\d+\.\d+): tcp_send_reset: .*src=${ADDR} dest=${ADDR} state=(\w+) reason=(\w+)`);
 const MARKER = /\s(\d+\.\d+): tracing_mark_write: rstlab-sync/;
 
 export function parseTrace(text: string, markedAt: number): KernelReset[] {

@@ -87,6 +87,8 @@ class Connections {
   readonly conns: Record<string, ConnObservation> = {};
   /** accepted ends not yet matched to a connection, by `${host} ${agent name}` */
   private readonly accepted = new Map<string, ConnEnd & { agentName: string }>();
+  /** accepted ends already matched to a connection, by `${host} ${agent name}`: their later events */
+  private readonly linked = new Map<string, ConnEnd>();
   private readonly agentNames = new Map<ConnEnd, string>();
   private readonly waiters = new Set<() => void>();
 
@@ -103,7 +105,7 @@ class Connections {
     if (e.event === 'accepted') {
       this.accepted.set(`${host} ${e.conn}`, { host: host as EndHost, localPort: e.localPort, remotePort: e.remotePort, events: [event], agentName: e.conn });
     } else {
-      const end = this.conns[e.conn]?.initiator.host === host ? this.conns[e.conn]!.initiator : this.accepted.get(`${host} ${e.conn}`);
+      const end = this.conns[e.conn]?.initiator.host === host ? this.conns[e.conn]!.initiator : this.accepted.get(`${host} ${e.conn}`) ?? this.linked.get(`${host} ${e.conn}`);
       if (!end) return;
       end.events.push(event);
       if (e.event === 'connected') end.localPort = e.localPort;
@@ -119,6 +121,7 @@ class Connections {
       const { agentName, ...acceptor } = end;
       conn.acceptor = acceptor;
       this.agentNames.set(acceptor, agentName);
+      this.linked.set(key, acceptor);
       this.accepted.delete(key);
     }
     for (const w of this.waiters) w();

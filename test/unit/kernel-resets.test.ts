@@ -1,0 +1,23 @@
+// parseTrace against tcp:tcp_send_reset lines as this kernel (6.18) prints them.
+import { expect } from 'chai';
+import { parseTrace } from '../../src/capture/kernel-resets.js';
+
+const line = (src: string, dest: string, state: string, reason: string) =>
+  `            node-31985   [001] .N...  1720.784590: tcp_send_reset: skbaddr=0000000000000000 skaddr=000000005741375a src=${src} dest=${dest} state=${state} reason=${reason}`;
+
+describe('parseTrace', () => {
+  it('reads a no-socket RST (plain IPv4 addresses)', () => {
+    const [r] = parseTrace(line('10.0.2.2:7', '10.0.1.2:48106', 'TCP_CLOSE', 'NO_SOCKET'), 0);
+    expect(r).to.deep.include({ saddr: '10.0.2.2', sport: 7, daddr: '10.0.1.2', dport: 48106, state: 'CLOSE', reason: 'NO_SOCKET' });
+  });
+
+  it('reads a socket of a dual-stack listener (IPv4-mapped IPv6 in brackets) as IPv4', () => {
+    const [r] = parseTrace(line('[::ffff:10.0.2.2]:8080', '[::ffff:10.0.1.2]:39046', 'TCP_CLOSE', 'TCP_STATE'), 0);
+    expect(r).to.deep.include({ saddr: '10.0.2.2', sport: 8080, daddr: '10.0.1.2', dport: 39046, reason: 'TCP_STATE' });
+  });
+
+  it('reads a RST sent for a dual-stack listener (its own wildcard address)', () => {
+    const [r] = parseTrace(line('[::]:8080', '[::]:0', 'TCP_LISTEN', 'INVALID_SYN'), 0);
+    expect(r).to.deep.include({ saddr: '::', sport: 8080, daddr: '::', dport: 0, state: 'LISTEN', reason: 'INVALID_SYN' });
+  });
+});

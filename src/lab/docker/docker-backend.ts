@@ -1,0 +1,525 @@
+// The docker backend: the three lab hosts as containers with no Docker network, wired by
+// veth pairs moved into their network namespaces (the way containerlab wires its nodes),
+// so every lab has exactly the netns lab's interfaces, addresses and routes, parallel labs
+// cannot collide, and the host's Docker bridges and iptables rules never see lab traffic.
+// This is the only file in rstlab that imports dockerode.
+import { spawn as spawnChild } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { PassThrough, type Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import Docker from 'dockerode';
+import { LabError } from '../../errors.js';
+import {
+  LAB_PREFIX, TOPOLOGY,
+  type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
+} from '../backend.js';
+import { collect, findInPath, run } from '../process.js';
+
+const HOST_NAMES: HostName[] = ['client', 'firewall', 'server'];
+const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+
+/** Every container and network a lab makes carries `rstlab.lab=<id>`; cleanup finds leftovers by it. */
+export const LAB_LABEL = 'rstlab.lab';
+/** Which lab host a container is. */
+export const HOST_LABEL = 'rstlab.host';
+/** Marks the images rstlab built (not rstlab.lab: image labels are inherited by containers). */
+export const IMAGE_LABEL = 'rstlab.image';
+
+/** The image build context, relative to the project root, and the files that go into the image. */
+export const IMAGE_CONTEXT = 'lab';
+export const IMAGE_FILES = ['Dockerfile', 'package.json', 'build-base-image.sh'] as const;
+/** Extra CA certificates the build trusts to reach the npm registry (lab/extra-ca/README.md); not part of the hash. */
+export const EXTRA_CA_DIR = 'extra-ca';
+/** Images are tagged `rstlab-host:<hash of IMAGE_FILES>`: rebuilt only when what goes into them changes. */
+export const IMAGE_REPOSITORY = 'rstlab-host';
+/** The usual base image, and the one build-base-image.sh makes when no registry can be reached. */
+export const REGISTRY_BASE_IMAGE = 'debian:bookworm-slim';
+export const LOCAL_BASE_IMAGE = 'rstlab-base:bookworm';
+
+/** Only what the lab needs: interfaces, routes, iptables, ss -K (NET_ADMIN); tcpdump, raw-socket (NET_RAW). */
+export const CAPABILITIES = ['NET_ADMIN', 'NET_RAW'] as const;
+/** Set when each container is created (DESIGN.md: the firewall routes between its two networks). */
+// A new network namespace copies ip_forward from the host's (1 wherever Docker runs): the
+// end hosts say 0 explicitly, so they never route.
+export const SYSCTLS: Record<HostName, Record<string, string>> = {
+  client: { 'net.ipv4.ip_forward': '0' },
+  firewall: { 'net.ipv4.ip_forward': '1' },
+  server: { 'net.ipv4.ip_forward': '0' },
+};
+
+/** Where the project's compiled dist/src is bind-mounted (read-only) inside every host. */
+export const DIST_MOUNT = '/rstlab/dist/src';
+export const AGENT_IN_HOST = `${DIST_MOUNT}/agent/main.js`;
+
+export const containerName = (id: string, host: HostName): string => `${LAB_PREFIX}${id}-${host}`;
+
+export interface DockerBackendOptions {
+  /** Where progress of an image build goes, one line at a time (default: stderr). */
+  log?: (line: string) => void;
+  /** The project root holding lab/ and dist/src (default: found from this file). */
+  projectRoot?: string;
+  /** Use this base image instead of finding or building one. */
+  baseImage?: string;
+  /**
+   * A PEM file of CA certificates the image build must trust to reach the npm registry
+   * (a TLS-intercepting proxy); default: the file Node itself trusts, NODE_EXTRA_CA_CERTS.
+   */
+  extraCaCertificates?: string;
+  docker?: Docker;
+}
+
+/**
+ * The per-host iproute2 batches, run inside each container's network namespace after the
+ * veth pairs were made there. Same interfaces, addresses and routes as the netns lab.
+ */
+export function hostBatches(): Record<HostName, string> {
+  const { client, firewall, server } = TOPOLOGY;
+  return {
+    client: [
+      'link set lo up',
+      'link set eth0 up',
+      `addr add ${client.address}/${client.prefix} dev eth0`,
+      `route add default via ${client.gateway}`,
+    ].join('\n'),
+    firewall: [
+      'link set lo up',
+      'link set eth0 up',
+      'link set eth1 up',
+      `addr add ${firewall.addresses.eth0}/${firewall.prefix} dev eth0`,
+      `addr add ${firewall.addresses.eth1}/${firewall.prefix} dev eth1`,
+    ].join('\n'),
+    server: [
+      'link set lo up',
+      'link set eth0 up',
+      `addr add ${server.address}/${server.prefix} dev eth0`,
+      `route add default via ${server.gateway}`,
+    ].join('\n'),
+  };
+}
+
+/** The host-side batch: both ends of each veth pair are made directly in the containers' namespaces. */
+export function vethBatch(pid: Record<HostName, number>): string {
+  return [
+    `link add eth0 netns ${pid.client} type veth peer name eth0 netns ${pid.firewall}`,
+    `link add eth0 netns ${pid.server} type veth peer name eth1 netns ${pid.firewall}`,
+  ].join('\n');
+}
+
+/**
+ * Run inside each container's network and mount namespaces (so `ip` and `mount` are the
+ * image's): make /proc/sys/net writable, then configure the interfaces from the batch on stdin.
+ * Docker mounts all of /proc/sys read-only, which would stop a scenario's `sysctl -w
+ * net.ipv4.tcp_...`; net.* sysctls belong to the container's own network namespace, while
+ * the rest of /proc/sys (kernel.*, vm.*: the host's) stays read-only.
+ */
+const HOST_SETUP = [
+  'mount --bind /proc/sys/net /proc/sys/net',
+  'mount -o remount,bind,rw,nosuid,nodev,noexec /proc/sys/net',
+  'exec ip -batch -',
+].join(' && ');
+
+type Exited = { code: number | null; signal: string | null };
+
+class DockerLab implements Lab {
+  readonly backend = 'docker' as const;
+  private readonly running = new Set<LabProcess>();
+  private downed?: Promise<void>;
+
+  constructor(
+    readonly id: string,
+    private readonly docker: Docker,
+    private readonly containers: Record<HostName, Docker.Container>,
+  ) {}
+
+  spawn(host: HostName, argv: string[]): LabProcess {
+    if (this.downed) throw new LabError(`lab ${this.id} is down`);
+    const proc = startExec(this.docker, this.containers[host], argv, () => this.downed !== undefined);
+    this.running.add(proc);
+    void proc.exited.then(() => this.running.delete(proc));
+    return proc;
+  }
+
+  exec(host: HostName, argv: string[], stdin?: string): Promise<ExecResult> {
+    return collect(this.spawn(host, argv), stdin);
+  }
+
+  agentArgv(): string[] {
+    return ['node', AGENT_IN_HOST];
+  }
+
+  down(): Promise<void> {
+    this.downed ??= (async () => {
+      // Removing a container kills everything in it; its exec streams end on their own.
+      const { failures } = await removeLabelled(this.docker, `${LAB_LABEL}=${this.id}`);
+      await Promise.race([
+        Promise.all([...this.running].map((p) => p.exited)),
+        new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+      ]);
+      if (failures.length > 0) {
+        throw new LabError(`could not remove all of lab ${this.id}: ${failures.join('; ')}`, 'run: rstlab cleanup');
+      }
+    })();
+    return this.downed;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.down();
+  }
+}
+
+/** A process in a container through a docker exec, its stdio attached (stdout and stderr demuxed). */
+function startExec(docker: Docker, container: Docker.Container, argv: string[], labDown: () => boolean): LabProcess {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let signalSent: NodeJS.Signals | undefined;
+
+  const started = (async () => {
+    const exec = await container.exec({
+      Cmd: argv, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false,
+    });
+    const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
+    return { exec, stream };
+  })();
+
+  const exited = (async (): Promise<Exited> => {
+    let exec: Docker.Exec;
+    let endedByDown = false;
+    try {
+      const s = await started;
+      exec = s.exec;
+      docker.modem.demuxStream(s.stream, stdout, stderr);
+      // Ending our stdin half-closes the connection; docker then closes the process's stdin.
+      stdin.pipe(s.stream);
+      s.stream.on('error', () => undefined);
+      await new Promise<void>((resolve) => {
+        s.stream.once('end', resolve);
+        s.stream.once('close', resolve);
+      });
+      // As on the netns backend, what runs when the lab goes down is killed (SIGKILL).
+      if (labDown()) endedByDown = true;
+    } catch (e) {
+      stderr.write(`rstlab: could not run ${argv[0] ?? ''} in ${container.id.slice(0, 12)}: ${messageOf(e)}\n`);
+      stdout.end();
+      stderr.end();
+      return { code: 127, signal: null };
+    }
+    stdout.end();
+    stderr.end();
+    if (endedByDown) return { code: null, signal: 'SIGKILL' };
+    // The stream can end a moment before docker records the exit code.
+    for (let i = 0; i < 50; i++) {
+      try {
+        const info = await exec.inspect();
+        if (!info.Running && info.ExitCode !== null) {
+          const code = info.ExitCode;
+          // A process killed by a signal reports 128 + its number, as a shell would.
+          if (signalSent && code === 128 + osConstants.signals[signalSent]) return { code: null, signal: signalSent };
+          return { code, signal: null };
+        }
+      } catch {
+        break; // the container is gone
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return labDown() ? { code: null, signal: 'SIGKILL' } : { code: null, signal: null };
+  })();
+
+  return {
+    stdin,
+    stdout,
+    stderr,
+    exited,
+    kill(signal: NodeJS.Signals = 'SIGTERM') {
+      signalSent = signal;
+      // Docker has no API to signal an exec; its process is ours to signal by host pid.
+      void started
+        .then(({ exec }) => exec.inspect())
+        .then((info) => {
+          if (info.Running && info.Pid > 0) process.kill(info.Pid, signal);
+        })
+        .catch(() => undefined);
+    },
+  };
+}
+
+/** Remove every container and network carrying a label (`key` or `key=value`); keep going past errors. */
+async function removeLabelled(docker: Docker, label: string): Promise<{ removed: string[]; failures: string[] }> {
+  const removed: string[] = [];
+  const failures: string[] = [];
+  const filters = JSON.stringify({ label: [label] });
+  const containers = await docker.listContainers({ all: true, filters });
+  await Promise.all(containers.map(async (c) => {
+    const name = (c.Names[0] ?? c.Id).replace(/^\//, '');
+    try {
+      await docker.getContainer(c.Id).remove({ force: true, v: true });
+      removed.push(name);
+    } catch (e) {
+      if (statusOf(e) !== 404) failures.push(`container ${name}: ${messageOf(e)}`);
+    }
+  }));
+  const networks = await docker.listNetworks({ filters });
+  await Promise.all(networks.map(async (n) => {
+    try {
+      await docker.getNetwork(n.Id).remove();
+      removed.push(n.Name);
+    } catch (e) {
+      if (statusOf(e) !== 404) failures.push(`network ${n.Name}: ${messageOf(e)}`);
+    }
+  }));
+  return { removed: removed.sort(), failures };
+}
+
+export class DockerBackend implements Backend {
+  readonly name = 'docker' as const;
+  private readonly docker: Docker;
+  private readonly log: (line: string) => void;
+  private readonly root: string;
+  private readonly extraCa: string | undefined;
+  private image?: Promise<string>;
+
+  constructor(private readonly options: DockerBackendOptions = {}) {
+    this.docker = options.docker ?? new Docker();
+    this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.root = options.projectRoot ?? PROJECT_ROOT;
+    this.extraCa = options.extraCaCertificates ?? process.env.NODE_EXTRA_CA_CERTS;
+  }
+
+  async check(): Promise<void> {
+    await this.reachDaemon();
+    const missing = ['ip', 'nsenter'].filter((t) => !findInPath(t));
+    if (missing.length > 0) {
+      throw new LabError(`missing ${missing.join(', ')} on this machine`, 'install it: apt-get install iproute2 util-linux');
+    }
+    if (process.getuid?.() !== 0) {
+      throw new LabError('the docker lab needs root to wire veth pairs into its containers', 'run as root, e.g. sudo npm run scenario -- NAME --backend docker');
+    }
+    await this.ensureImage();
+  }
+
+  async up(id: string): Promise<Lab> {
+    const image = await this.ensureImage();
+    const distSrc = join(this.root, 'dist', 'src');
+    const made: Partial<Record<HostName, Docker.Container>> = {};
+    try {
+      await Promise.all(HOST_NAMES.map(async (host) => {
+        made[host] = await this.docker.createContainer({
+          name: containerName(id, host),
+          Hostname: host,
+          Image: image,
+          Cmd: ['sleep', 'infinity'],
+          Labels: { [LAB_LABEL]: id, [HOST_LABEL]: host },
+          HostConfig: {
+            NetworkMode: 'none',
+            CapAdd: [...CAPABILITIES],
+            Sysctls: SYSCTLS[host],
+            Init: true,
+            Binds: [`${distSrc}:${DIST_MOUNT}:ro`],
+          },
+        });
+      }));
+      const containers = made as Record<HostName, Docker.Container>;
+      await Promise.all(HOST_NAMES.map((h) => containers[h].start()));
+      const states = await Promise.all(HOST_NAMES.map(async (h) => (await containers[h].inspect()).State));
+      const pid = {} as Record<HostName, number>;
+      HOST_NAMES.forEach((h, i) => {
+        const state = states[i];
+        if (!state?.Running || !(state.Pid > 0)) {
+          throw new LabError(`container ${containerName(id, h)} is not running (${state?.Status ?? 'unknown'}, exit ${state?.ExitCode ?? '?'}${state?.Error ? `: ${state.Error}` : ''})`);
+        }
+        pid[h] = state.Pid;
+      });
+      await this.wire(pid);
+      return new DockerLab(id, this.docker, containers);
+    } catch (e) {
+      await removeLabelled(this.docker, `${LAB_LABEL}=${id}`).catch(() => undefined);
+      if (e instanceof LabError) throw e;
+      throw new LabError(`could not build docker lab ${id}: ${messageOf(e)}`, 'check `docker ps -a`; then run: rstlab cleanup');
+    }
+  }
+
+  async cleanup(): Promise<string[]> {
+    const { removed, failures } = await removeLabelled(this.docker, LAB_LABEL);
+    if (failures.length > 0) throw new LabError(`cleanup could not remove: ${failures.join('; ')}`, 'see `docker ps -a --filter label=rstlab.lab`');
+    return removed;
+  }
+
+  /** Veth pairs into the containers (one host process), then each host's /proc/sys/net and interfaces (one per host). */
+  private async wire(pid: Record<HostName, number>): Promise<void> {
+    const veth = await run('ip', ['-batch', '-'], vethBatch(pid));
+    if (veth.code !== 0) throw new LabError(`ip could not make the lab's veth pairs: ${veth.stderr.trim()}`);
+    const batches = hostBatches();
+    const results = await Promise.all(HOST_NAMES.map((h) => run('nsenter', ['-t', String(pid[h]), '-n', '-m', 'sh', '-c', HOST_SETUP], batches[h])));
+    const failed = results.find((r) => r.code !== 0);
+    if (failed) throw new LabError(`could not configure the lab's interfaces: ${failed.stderr.trim()}`);
+  }
+
+  /** Throws LabError when the Docker daemon cannot be reached, saying why. */
+  async reachDaemon(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM') {
+        throw new LabError('no permission on the Docker socket', 'run as root, or add your user to the docker group');
+      }
+      if (!findInPath('dockerd') && !findInPath('docker')) {
+        throw new LabError('Docker is not installed', 'install it: apt-get install docker.io, then start dockerd');
+      }
+      throw new LabError(`the Docker daemon is not running (${messageOf(e)})`, 'start it: systemctl start docker, or: dockerd >/var/log/dockerd.log 2>&1 &');
+    }
+  }
+
+  /** The lab image's tag, built on first use (once per backend, also when labs come up in parallel). */
+  private ensureImage(): Promise<string> {
+    this.image ??= this.buildImageIfMissing().catch((e: unknown) => {
+      this.image = undefined;
+      throw e;
+    });
+    return this.image;
+  }
+
+  private async buildImageIfMissing(): Promise<string> {
+    await this.reachDaemon();
+    const context = join(this.root, IMAGE_CONTEXT);
+    const tag = `${IMAGE_REPOSITORY}:${await imageHash(context)}`;
+    if (await this.imageExists(tag)) return tag;
+    const started = Date.now();
+    const base = this.options.baseImage ?? (await this.findBaseImage(context));
+    this.log(`rstlab: building the lab image ${tag} on ${base} (first use; reused after)`);
+    const tail: string[] = [];
+    let lastLog = Date.now();
+    const buildContext = await this.buildContext(context);
+    try {
+      const stream = await this.docker.buildImage(
+        { context: buildContext.dir, src: buildContext.files },
+        { t: tag, buildargs: { BASE: base }, labels: { [IMAGE_LABEL]: 'host' }, rm: true, forcerm: true },
+      );
+      await new Promise<void>((resolve, reject) => {
+        this.docker.modem.followProgress(
+          stream,
+          (err: Error | null) => (err ? reject(err) : resolve()),
+          (event: { stream?: string; error?: string; errorDetail?: { message?: string } }) => {
+            if (event.error) return reject(new Error(event.errorDetail?.message ?? event.error));
+            for (const line of (event.stream ?? '').replace(/\x1b\[[0-9;]*m/g, '').split('\n')) {
+              if (!line.trim()) continue;
+              remember(tail, line);
+              // One line per step; inside a long step (apt, npm), its latest output every 20 s.
+              if (/^Step \d+\/\d+ : /.test(line) || Date.now() - lastLog > 20_000) {
+                this.log(`rstlab:   ${/^Step /.test(line) ? '' : '  '}${oneLine(line)}`);
+                lastLog = Date.now();
+              }
+            }
+          },
+        );
+      });
+    } catch (e) {
+      throw new LabError(`building the lab image failed: ${messageOf(e)}\n${tail.join('\n')}`, 'fix lab/Dockerfile, or check that Debian\'s mirror and the npm registry are reachable');
+    } finally {
+      await rm(buildContext.dir, { recursive: true, force: true });
+    }
+    this.log(`rstlab: lab image ${tag} built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    return tag;
+  }
+
+  /** A copy of lab/ to build from, with the extra CA certificates added when there are any. */
+  private async buildContext(context: string): Promise<{ dir: string; files: string[] }> {
+    const dir = await mkdtemp(join(tmpdir(), 'rstlab-image-'));
+    await cp(context, dir, { recursive: true });
+    if (this.extraCa && existsSync(this.extraCa)) await copyFile(this.extraCa, join(dir, EXTRA_CA_DIR, 'rstlab-extra-ca.crt'));
+    const files = [...IMAGE_FILES, ...(await readdir(join(dir, EXTRA_CA_DIR))).map((f) => `${EXTRA_CA_DIR}/${f}`)];
+    return { dir, files };
+  }
+
+  /** The registry's bookworm-slim where it can be had; else a base made from Debian packages. */
+  private async findBaseImage(context: string): Promise<string> {
+    if (await this.imageExists(REGISTRY_BASE_IMAGE)) return REGISTRY_BASE_IMAGE;
+    try {
+      const stream = await this.docker.pull(REGISTRY_BASE_IMAGE);
+      await new Promise<void>((resolve, reject) => this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
+      if (await this.imageExists(REGISTRY_BASE_IMAGE)) return REGISTRY_BASE_IMAGE;
+    } catch {
+      // no registry here: make the base from Debian packages below
+    }
+    if (await this.imageExists(LOCAL_BASE_IMAGE)) return LOCAL_BASE_IMAGE;
+    this.log(`rstlab: ${REGISTRY_BASE_IMAGE} cannot be pulled; building ${LOCAL_BASE_IMAGE} with debootstrap (a few minutes, once)`);
+    await runSummarized('sh', [join(context, 'build-base-image.sh'), LOCAL_BASE_IMAGE], this.log).catch((e: unknown) => {
+      throw new LabError(`building the base image failed: ${messageOf(e)}`, 'apt-get install debootstrap, check that Debian\'s mirror is reachable, or set a base image that exists');
+    });
+    return LOCAL_BASE_IMAGE;
+  }
+
+  private async imageExists(name: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(name).inspect();
+      return true;
+    } catch (e) {
+      if (statusOf(e) === 404) return false;
+      throw e;
+    }
+  }
+}
+
+/** The docker backend with its defaults. */
+export const dockerBackend: Backend = new DockerBackend();
+
+/** A short hash of everything that goes into the image (file names and contents). */
+export async function imageHash(context: string): Promise<string> {
+  const h = createHash('sha256');
+  for (const f of IMAGE_FILES) {
+    const p = join(context, f);
+    h.update(`${f}\0`);
+    h.update(existsSync(p) ? await readFile(p) : Buffer.alloc(0));
+    h.update('\0');
+  }
+  return h.digest('hex').slice(0, 12);
+}
+
+/**
+ * Run a long host command, showing one line per step: debootstrap prints a line per
+ * package ("I: Retrieving libc6 2.36", "I: Unpacking libc6..."); only a change of verb is shown.
+ */
+async function runSummarized(cmd: string, args: string[], log: (line: string) => void): Promise<void> {
+  const child = spawnChild(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail: string[] = [];
+  let lastVerb = '';
+  const onLine = (line: string) => {
+    remember(tail, line);
+    const m = /^(?:I: )?(\S+)/.exec(line);
+    const verb = m?.[1] ?? '';
+    if (line.startsWith('W: ') || line.startsWith('E: ') || verb !== lastVerb) log(`rstlab:   ${line}`);
+    lastVerb = verb;
+  };
+  createInterface({ input: child.stdout }).on('line', onLine);
+  createInterface({ input: child.stderr }).on('line', onLine);
+  const code = await new Promise<number | null>((resolve) => {
+    child.once('error', () => resolve(127));
+    child.once('close', resolve);
+  });
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}\n${tail.join('\n')}`);
+}
+
+/** A build step as one short line (a RUN with a long package list would fill the screen). */
+function oneLine(line: string): string {
+  const s = line.replace(/\s+/g, ' ').trim();
+  return s.length > 100 ? `${s.slice(0, 99)}…` : s;
+}
+
+function remember(tail: string[], line: string): void {
+  tail.push(line.replace(/\x1b\[[0-9;]*m/g, ''));
+  if (tail.length > 30) tail.shift();
+}
+
+function statusOf(e: unknown): number | undefined {
+  return (e as { statusCode?: number }).statusCode;
+}
+
+function messageOf(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.replace(/^\(HTTP code \d+\)[^-]*- /, '').trim();
+}

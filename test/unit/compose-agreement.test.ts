@@ -1,0 +1,110 @@
+// docker-compose.yml describes the same lab the docker backend builds (for bringing one up
+// by hand); this keeps the two from drifting: image, networks, addresses, capabilities, sysctls.
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { TOPOLOGY, type HostName } from '../../src/lab/backend.js';
+import { CAPABILITIES, DIST_MOUNT, IMAGE_CONTEXT, SYSCTLS } from '../../src/lab/docker/docker-backend.js';
+
+// This file runs from dist/test/unit/; the compose file lives at the top of the source tree.
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+interface ComposeService {
+  build?: { context?: string; args?: Record<string, string> };
+  image?: string;
+  hostname?: string;
+  init?: boolean;
+  cap_add?: string[];
+  privileged?: boolean;
+  sysctls?: Record<string, string | number>;
+  volumes?: string[];
+  networks?: Record<string, { ipv4_address?: string }>;
+  command?: string[];
+}
+interface Compose {
+  services: Record<string, ComposeService>;
+  networks: Record<string, { internal?: boolean; driver_opts?: Record<string, string>; ipam?: { config?: { subnet?: string; gateway?: string }[] } }>;
+}
+
+const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as Compose;
+const HOSTS: HostName[] = ['client', 'firewall', 'server'];
+
+function service(host: HostName): ComposeService {
+  const s = compose.services[host];
+  if (!s) throw new Error(`docker-compose.yml has no service ${host}`);
+  return s;
+}
+
+/** The compose network whose subnet is this one. */
+function networkWithSubnet(subnet: string): string {
+  const names = Object.entries(compose.networks)
+    .filter(([, n]) => n.ipam?.config?.some((c) => c.subnet === subnet))
+    .map(([name]) => name);
+  expect(names, `networks with subnet ${subnet}`).to.have.length(1);
+  return names[0] as string;
+}
+
+describe('docker-compose.yml agrees with the docker backend', () => {
+  const netA = networkWithSubnet(TOPOLOGY.subnets.a);
+  const netB = networkWithSubnet(TOPOLOGY.subnets.b);
+
+  it('has exactly the three lab hosts', () => {
+    expect(Object.keys(compose.services).sort()).to.deep.equal([...HOSTS].sort());
+  });
+
+  it('has the two lab subnets as networks that route (not internal) and do no NAT, their bridges off the hosts\' addresses', () => {
+    expect(Object.keys(compose.networks).sort()).to.deep.equal([netA, netB].sort());
+    const used = new Set<string>([TOPOLOGY.client.address, TOPOLOGY.server.address, ...Object.values(TOPOLOGY.firewall.addresses)]);
+    for (const name of [netA, netB]) {
+      const n = compose.networks[name];
+      // Docker's rules for internal networks drop routed traffic on the host (see the compose file).
+      expect(n?.internal ?? false, `${name} internal`).to.equal(false);
+      expect(n?.driver_opts?.['com.docker.network.bridge.enable_ip_masquerade'], `${name} masquerade`).to.equal('false');
+      for (const c of n?.ipam?.config ?? []) {
+        // Docker puts the gateway address on the host's bridge: it must not be a lab host's.
+        expect(c.gateway, `${name} gateway`).to.be.a('string');
+        expect(used.has(c.gateway as string), `${name} gateway ${c.gateway} is a lab address`).to.equal(false);
+      }
+    }
+  });
+
+  it('builds every host from the backend\'s image context, with its base as a build argument', () => {
+    for (const h of HOSTS) {
+      const s = service(h);
+      expect(s.build?.context, h).to.equal(IMAGE_CONTEXT);
+      expect(Object.keys(s.build?.args ?? {}), h).to.include('BASE');
+      expect(s.volumes, h).to.deep.equal([`./dist/src:${DIST_MOUNT}:ro`]);
+      expect(s.init, h).to.equal(true);
+      expect(s.hostname, h).to.equal(h);
+    }
+  });
+
+  it('gives each host the lab\'s addresses, on the right networks', () => {
+    expect(service('client').networks).to.deep.equal({ [netA]: { ipv4_address: TOPOLOGY.client.address } });
+    expect(service('server').networks).to.deep.equal({ [netB]: { ipv4_address: TOPOLOGY.server.address } });
+    expect(service('firewall').networks).to.deep.equal({
+      [netA]: { ipv4_address: TOPOLOGY.firewall.addresses.eth0 },
+      [netB]: { ipv4_address: TOPOLOGY.firewall.addresses.eth1 },
+    });
+    // Docker names a container's interfaces in the order its networks attach, by name: the
+    // firewall's client-side network must sort first to be its eth0.
+    expect(netA < netB, `${netA} sorts before ${netB}`).to.equal(true);
+  });
+
+  it('routes client and server through the firewall', () => {
+    expect(service('client').command?.join(' ')).to.contain(`ip route replace default via ${TOPOLOGY.client.gateway}`);
+    expect(service('server').command?.join(' ')).to.contain(`ip route replace default via ${TOPOLOGY.server.gateway}`);
+  });
+
+  it('has the backend\'s capabilities and sysctls, and nothing privileged', () => {
+    for (const h of HOSTS) {
+      const s = service(h);
+      expect([...(s.cap_add ?? [])].sort(), h).to.deep.equal([...CAPABILITIES].sort());
+      expect(s.privileged ?? false, h).to.equal(false);
+      const sysctls = Object.fromEntries(Object.entries(s.sysctls ?? {}).map(([k, v]) => [k, String(v)]));
+      expect(sysctls, h).to.deep.equal(SYSCTLS[h]);
+    }
+  });
+});

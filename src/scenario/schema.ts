@@ -116,7 +116,7 @@ export const RstExpectation = z.strictObject({
   // partialRecord: z.record with enum keys would demand a TTL for every capture point.
   ttlAt: z.partialRecord(capturePoint, z.number().int().min(0).max(255)).optional(),
   count: z.number().int().min(1).default(1),
-  reason: z.string().regex(/^[A-Z_]+$/).optional().describe('the kernel reason from the tcp:tcp_send_reset tracepoint'),
+  reason: z.string().regex(/^[A-Z_]+$/).optional().describe('the kernel reason from the tcp:tcp_send_reset tracepoint; NONE: no event for it (no TCP socket made it, e.g. a netfilter REJECT)'),
 });
 export type RstExpectation = z.infer<typeof RstExpectation>;
 
@@ -127,8 +127,8 @@ export const Expectation = z.union([
     app: z.strictObject({
       host: endHost,
       conn: id,
-      saw: z.enum(['connected', 'accepted', 'end', 'closed', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']).optional(),
-      notSaw: z.enum(['connected', 'accepted', 'end', 'closed', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']).optional(),
+      saw: z.enum(['connected', 'accepted', 'data', 'end', 'closed', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']).optional(),
+      notSaw: z.enum(['connected', 'accepted', 'data', 'end', 'closed', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']).optional(),
     }).describe('what the application on one end of a connection saw'),
   }),
   z.strictObject({

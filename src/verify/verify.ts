@@ -513,7 +513,13 @@ function checkRst(e: RstExpectation, s: RstSighting, obs: Observations, captured
       add(`ttlAt.${pt}`, String(ttl), seen ? String(seen.ttl) : `not seen at ${pt}`, seen?.ttl === ttl);
     }
   }
-  if (e.reason !== undefined) {
+  if (e.reason === 'NONE') {
+    // No TCP socket made it (a netfilter REJECT): the tracepoint has no event on its
+    // addresses and ports near its time, whoever the sighting was credited to.
+    const events = obs.kernelResets?.filter((k) => k.saddr === s.src && k.sport === s.sport && k.daddr === s.dst && k.dport === s.dport && Math.abs(k.time - s.time) <= 1);
+    const seen = events === undefined ? 'unknown (no kernel reasons recorded: tracefs unavailable)' : events.length === 0 ? 'none' : events.map((k) => k.reason).join(', ');
+    add('reason', 'NONE (no tcp:tcp_send_reset event for it)', seen, events?.length === 0);
+  } else if (e.reason !== undefined) {
     const seen = s.reason ?? (obs.kernelResets === undefined ? 'none (no kernel reasons recorded: tracefs unavailable)' : 'none (no tcp:tcp_send_reset event for it)');
     add('reason', e.reason, seen, s.reason === e.reason);
   }

@@ -32,12 +32,32 @@ function ipv4(hex: string): string {
   return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.');
 }
 
+/** An IPv6 address of /proc/net/tcp6 (four host-order words); a v4-mapped one as plain IPv4. */
+function ipv6(hex: string): string {
+  const bytes = Buffer.alloc(16);
+  for (let w = 0; w < 4; w++) bytes.writeUInt32LE(parseInt(hex.slice(w * 8, w * 8 + 8), 16), w * 4);
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return [...bytes.subarray(12)].join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  return groups.join(':');
+}
+
+// Node listens on :: (dual-stack) by default: its accepted IPv4 connections are AF_INET6
+// sockets with v4-mapped addresses, listed in tcp6, not tcp.
 export function readSockets(): SocketEntry[] {
-  const lines = readFileSync('/proc/self/net/tcp', 'utf8').trim().split('\n').slice(1);
-  return lines.map((line) => {
-    const [, local, remote, st] = line.trim().split(/\s+/) as [string, string, string, string];
-    const [la, lp] = local.split(':') as [string, string];
-    const [ra, rp] = remote.split(':') as [string, string];
-    return { state: STATES[st] ?? st, local: ipv4(la), localPort: parseInt(lp, 16), remote: ipv4(ra), remotePort: parseInt(rp, 16) };
+  return (['tcp', 'tcp6'] as const).flatMap((file) => {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/self/net/${file}`, 'utf8');
+    } catch {
+      return []; // no IPv6 in this kernel
+    }
+    const address = file === 'tcp' ? ipv4 : ipv6;
+    return text.trim().split('\n').slice(1).map((line) => {
+      const [, local, remote, st] = line.trim().split(/\s+/) as [string, string, string, string];
+      const [la, lp] = local.split(':') as [string, string];
+      const [ra, rp] = remote.split(':') as [string, string];
+      return { state: STATES[st] ?? st, local: address(la), localPort: parseInt(lp, 16), remote: address(ra), remotePort: parseInt(rp, 16) };
+    });
   });
 }

@@ -6,9 +6,9 @@
 import { spawn as spawnChild } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { constants as osConstants, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PassThrough, type Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -30,11 +30,16 @@ export const HOST_LABEL = 'rstlab.host';
 /** Marks the images rstlab built (not rstlab.lab: image labels are inherited by containers). */
 export const IMAGE_LABEL = 'rstlab.image';
 
-/** The image build context, relative to the project root, and the files that go into the image. */
-export const IMAGE_CONTEXT = 'lab';
-export const IMAGE_FILES = ['Dockerfile', 'package.json', 'build-base-image.sh'] as const;
-/** Extra CA certificates the build trusts to reach the npm registry (lab/extra-ca/README.md); not part of the hash. */
-export const EXTRA_CA_DIR = 'extra-ca';
+/** The Dockerfile, relative to the project root (the build context, as in docker-compose.yml). */
+export const DOCKERFILE = 'lab/Dockerfile';
+/** Everything that goes into the image, relative to the project root: the lab files, and the
+ * sources of the raw-socket addon and the nan headers it compiles with (never a host build
+ * of it: that one is for the host's Node). Also what .dockerignore lets through. */
+export const IMAGE_FILES = [
+  DOCKERFILE, 'lab/package.json', 'lab/build-base-image.sh',
+  'node_modules/raw-socket/package.json', 'node_modules/raw-socket/index.js', 'node_modules/raw-socket/src',
+  'node_modules/nan',
+] as const;
 /** Images are tagged `rstlab-host:<hash of IMAGE_FILES>`: rebuilt only when what goes into them changes. */
 export const IMAGE_REPOSITORY = 'rstlab-host';
 /** The usual base image, and the one build-base-image.sh makes when no registry can be reached. */
@@ -65,11 +70,6 @@ export interface DockerBackendOptions {
   projectRoot?: string;
   /** Use this base image instead of finding or building one. */
   baseImage?: string;
-  /**
-   * A PEM file of CA certificates the image build must trust to reach the npm registry
-   * (a TLS-intercepting proxy); default: the file Node itself trusts, NODE_EXTRA_CA_CERTS.
-   */
-  extraCaCertificates?: string;
   docker?: Docker;
 }
 
@@ -280,14 +280,12 @@ export class DockerBackend implements Backend {
   private readonly docker: Docker;
   private readonly log: (line: string) => void;
   private readonly root: string;
-  private readonly extraCa: string | undefined;
   private image?: Promise<string>;
 
   constructor(private readonly options: DockerBackendOptions = {}) {
     this.docker = options.docker ?? new Docker();
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.root = options.projectRoot ?? PROJECT_ROOT;
-    this.extraCa = options.extraCaCertificates ?? process.env.NODE_EXTRA_CA_CERTS;
   }
 
   async check(): Promise<void> {
@@ -386,19 +384,17 @@ export class DockerBackend implements Backend {
 
   private async buildImageIfMissing(): Promise<string> {
     await this.reachDaemon();
-    const context = join(this.root, IMAGE_CONTEXT);
-    const tag = `${IMAGE_REPOSITORY}:${await imageHash(context)}`;
+    const tag = `${IMAGE_REPOSITORY}:${await imageHash(this.root)}`;
     if (await this.imageExists(tag)) return tag;
     const started = Date.now();
-    const base = this.options.baseImage ?? (await this.findBaseImage(context));
+    const base = this.options.baseImage ?? (await this.findBaseImage());
     this.log(`rstlab: building the lab image ${tag} on ${base} (first use; reused after)`);
     const tail: string[] = [];
     let lastLog = Date.now();
-    const buildContext = await this.buildContext(context);
     try {
       const stream = await this.docker.buildImage(
-        { context: buildContext.dir, src: buildContext.files },
-        { t: tag, buildargs: { BASE: base }, labels: { [IMAGE_LABEL]: 'host' }, rm: true, forcerm: true },
+        { context: this.root, src: await imageFiles(this.root) },
+        { t: tag, dockerfile: DOCKERFILE, buildargs: { BASE: base }, labels: { [IMAGE_LABEL]: 'host' }, rm: true, forcerm: true },
       );
       await new Promise<void>((resolve, reject) => {
         this.docker.modem.followProgress(
@@ -420,24 +416,13 @@ export class DockerBackend implements Backend {
       });
     } catch (e) {
       throw new LabError(`building the lab image failed: ${messageOf(e)}\n${tail.join('\n')}`, 'fix lab/Dockerfile, or check that Debian\'s mirror and the npm registry are reachable');
-    } finally {
-      await rm(buildContext.dir, { recursive: true, force: true });
     }
     this.log(`rstlab: lab image ${tag} built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     return tag;
   }
 
-  /** A copy of lab/ to build from, with the extra CA certificates added when there are any. */
-  private async buildContext(context: string): Promise<{ dir: string; files: string[] }> {
-    const dir = await mkdtemp(join(tmpdir(), 'rstlab-image-'));
-    await cp(context, dir, { recursive: true });
-    if (this.extraCa && existsSync(this.extraCa)) await copyFile(this.extraCa, join(dir, EXTRA_CA_DIR, 'rstlab-extra-ca.crt'));
-    const files = [...IMAGE_FILES, ...(await readdir(join(dir, EXTRA_CA_DIR))).map((f) => `${EXTRA_CA_DIR}/${f}`)];
-    return { dir, files };
-  }
-
   /** The registry's bookworm-slim where it can be had; else a base made from Debian packages. */
-  private async findBaseImage(context: string): Promise<string> {
+  private async findBaseImage(): Promise<string> {
     if (await this.imageExists(REGISTRY_BASE_IMAGE)) return REGISTRY_BASE_IMAGE;
     try {
       const stream = await this.docker.pull(REGISTRY_BASE_IMAGE);
@@ -448,7 +433,7 @@ export class DockerBackend implements Backend {
     }
     if (await this.imageExists(LOCAL_BASE_IMAGE)) return LOCAL_BASE_IMAGE;
     this.log(`rstlab: ${REGISTRY_BASE_IMAGE} cannot be pulled; building ${LOCAL_BASE_IMAGE} with debootstrap (a few minutes, once)`);
-    await runSummarized('sh', [join(context, 'build-base-image.sh'), LOCAL_BASE_IMAGE], this.log).catch((e: unknown) => {
+    await runSummarized('sh', [join(this.root, 'lab/build-base-image.sh'), LOCAL_BASE_IMAGE], this.log).catch((e: unknown) => {
       throw new LabError(`building the base image failed: ${messageOf(e)}`, 'apt-get install debootstrap, check that Debian\'s mirror is reachable, or set a base image that exists');
     });
     return LOCAL_BASE_IMAGE;
@@ -468,16 +453,28 @@ export class DockerBackend implements Backend {
 /** The docker backend with its defaults. */
 export const dockerBackend: Backend = new DockerBackend();
 
-/** A short hash of everything that goes into the image (file names and contents). */
-export async function imageHash(context: string): Promise<string> {
+/** Every file that goes into the image, relative to the root (a build context's tar lists files, not folders). */
+export async function imageFiles(root: string): Promise<string[]> {
+  return (await Promise.all(IMAGE_FILES.map((f) => filesUnder(root, f)))).flat().sort();
+}
+
+/** A short hash of everything that goes into the image (every file's path and content). */
+export async function imageHash(root: string): Promise<string> {
   const h = createHash('sha256');
-  for (const f of IMAGE_FILES) {
-    const p = join(context, f);
+  for (const f of await imageFiles(root)) {
     h.update(`${f}\0`);
-    h.update(existsSync(p) ? await readFile(p) : Buffer.alloc(0));
+    h.update(await readFile(join(root, f)));
     h.update('\0');
   }
   return h.digest('hex').slice(0, 12);
+}
+
+async function filesUnder(root: string, path: string): Promise<string[]> {
+  const s = await stat(join(root, path)).catch(() => undefined);
+  if (!s) return [];
+  if (!s.isDirectory()) return [path];
+  const entries = await readdir(join(root, path));
+  return (await Promise.all(entries.map((e) => filesUnder(root, join(path, e))))).flat();
 }
 
 /**

@@ -65,3 +65,19 @@ export async function until(ok: () => boolean, timeoutMs: number, what: string):
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Docker containers and networks labelled rstlab.lab (what a Docker lab can leave behind). */
+export function dockerLeftovers(): { containers: string[]; networks: string[] } {
+  const list = (args: string[]) =>
+    execFileSync('docker', [...args, '--filter', 'label=rstlab.lab', '--format', '{{.Names}}'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  return { containers: list(['ps', '-a']), networks: list(['network', 'ls']) };
+}
+
+export function dockerReachable(): boolean {
+  try {
+    execFileSync('docker', ['info'], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}

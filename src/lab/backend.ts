@@ -13,10 +13,48 @@ export const TOPOLOGY = {
   subnets: { a: '10.0.1.0/24', b: '10.0.2.0/24' },
 } as const;
 
+/** Set in each host when the lab is built, on every backend: the firewall routes between its
+ * two networks and the end hosts never do (a new namespace may copy the host's ip_forward,
+ * which is 1 wherever Docker runs). */
+export const HOST_SYSCTLS: Record<HostName, Record<string, string>> = {
+  client: { 'net.ipv4.ip_forward': '0' },
+  firewall: { 'net.ipv4.ip_forward': '1' },
+  server: { 'net.ipv4.ip_forward': '0' },
+};
+
 export const ADDRESS: Record<'client' | 'server', string> = {
   client: TOPOLOGY.client.address,
   server: TOPOLOGY.server.address,
 };
+
+/**
+ * The iproute2 batch that configures each host once its veth ends are in it: the same
+ * interfaces, addresses and routes on every backend.
+ */
+export function hostBatches(): Record<HostName, string> {
+  const { client, firewall, server } = TOPOLOGY;
+  return {
+    client: [
+      'link set lo up',
+      'link set eth0 up',
+      `addr add ${client.address}/${client.prefix} dev eth0`,
+      `route add default via ${client.gateway}`,
+    ].join('\n'),
+    firewall: [
+      'link set lo up',
+      'link set eth0 up',
+      'link set eth1 up',
+      `addr add ${firewall.addresses.eth0}/${firewall.prefix} dev eth0`,
+      `addr add ${firewall.addresses.eth1}/${firewall.prefix} dev eth1`,
+    ].join('\n'),
+    server: [
+      'link set lo up',
+      'link set eth0 up',
+      `addr add ${server.address}/${server.prefix} dev eth0`,
+      `route add default via ${server.gateway}`,
+    ].join('\n'),
+  };
+}
 
 /** Where each capture point listens: a host and one of its interfaces. */
 export const CAPTURE_INTERFACE = {

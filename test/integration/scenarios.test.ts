@@ -2,11 +2,14 @@
 // and every control judged by the cause's expectations fails (exit 1) — the proof that
 // the scenario can fail, that its expectations see the cause and not merely a run.
 import { expect } from 'chai';
-import { readdirSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { leftovers, ROOT, rstlab } from '../helpers.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse } from 'yaml';
-import { readFileSync } from 'node:fs';
+import { decodeCaptureFile } from '../../src/capture/pcap.js';
+import { mergeAcrossPoints } from '../../src/capture/merge.js';
+import { flagString } from '../../src/capture/packet.js';
+import { TOPOLOGY } from '../../src/lab/backend.js';
+import { dockerLeftovers, dockerReachable, leftovers, ROOT, rstlab } from '../helpers.js';
 
 const scenarios = readdirSync(`${ROOT}scenarios`).filter((f) => f.endsWith('.yaml')).sort();
 
@@ -15,14 +18,25 @@ function variantsOf(file: string): string[] {
   return Object.keys(doc.variants ?? {});
 }
 
-function dockerReachable(): boolean {
-  try {
-    execFileSync('docker', ['info'], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
+const POINTS = ['client', 'firewall-a', 'firewall-b', 'server'] as const;
+const HOST_OF: Record<string, string> = {
+  [TOPOLOGY.client.address]: 'client', [TOPOLOGY.server.address]: 'server',
+  [TOPOLOGY.firewall.addresses.eth0]: 'firewall', [TOPOLOGY.firewall.addresses.eth1]: 'firewall',
+};
+
+/** A run's segments as a backend-neutral sequence: who to whom, flags, length, and where
+ * each was seen — no addresses of interfaces, MACs, ports, sequence numbers or times. */
+async function packetSequence(runDir: string): Promise<string[]> {
+  const packets = Object.fromEntries(await Promise.all(POINTS.map(async (p) => [p, await decodeCaptureFile(join(runDir, `${p}.pcap`))])));
+  return mergeAcrossPoints(packets, POINTS).map((e) => {
+    const p = e.first.packet;
+    const seen = POINTS.filter((pt) => e.seen.has(pt)).join(',');
+    return `${HOST_OF[p.src]}>${HOST_OF[p.dst]} ${flagString(p.flags)} len ${p.payloadLength} at ${seen}`;
+  });
 }
+
+/** The run folder of each cause run, by backend and scenario, for the comparison. */
+const causeRuns = new Map<string, string>();
 
 for (const backend of ['netns', 'docker'] as const) {
   describe(`every scenario on ${backend}`, function () {
@@ -48,7 +62,20 @@ for (const backend of ['netns', 'docker'] as const) {
         const report = JSON.parse(r.stdout || '{}');
         expect(r.code, `${r.stderr}\n${JSON.stringify(report.results, null, 1)}`).to.equal(0);
         expect(report.passed).to.equal(true);
+        causeRuns.set(`${backend} ${name}`, report.dir);
       });
+      if (backend === 'docker') {
+        it(`${name}: the same packet sequence as on netns`, async () => {
+          for (const b of ['netns', 'docker']) {
+            if (causeRuns.has(`${b} ${name}`)) continue;
+            const r = await rstlab('run', name, '--backend', b, '--json');
+            expect(r.code, r.stderr).to.equal(0);
+            causeRuns.set(`${b} ${name}`, JSON.parse(r.stdout).dir);
+          }
+          const [netns, docker] = await Promise.all(['netns', 'docker'].map((b) => packetSequence(join(ROOT, causeRuns.get(`${b} ${name}`)!))));
+          expect(docker).to.deep.equal(netns);
+        });
+      }
       for (const variant of variantsOf(file)) {
         it(`${name}: ${variant} passes`, async () => {
           const r = await rstlab('run', name, '--variant', variant, '--backend', backend, '--json');
@@ -64,8 +91,10 @@ for (const backend of ['netns', 'docker'] as const) {
       }
     }
 
-    after(() => {
+    after(function () {
+      if (backend === 'docker' && !dockerReachable()) return;
       expect(leftovers()).to.deep.equal({ namespaces: [], tcpdumps: [] });
+      if (backend === 'docker') expect(dockerLeftovers()).to.deep.equal({ containers: [], networks: [] });
     });
   });
 }

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { LabError } from '../../errors.js';
 import {
-  LAB_PREFIX, TOPOLOGY,
+  HOST_SYSCTLS, LAB_PREFIX, hostBatches,
   type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
 } from '../backend.js';
 import { collect, findInPath, run } from '../process.js';
@@ -48,14 +48,8 @@ export const LOCAL_BASE_IMAGE = 'rstlab-base:bookworm';
 
 /** Only what the lab needs: interfaces, routes, iptables, ss -K (NET_ADMIN); tcpdump, raw-socket (NET_RAW). */
 export const CAPABILITIES = ['NET_ADMIN', 'NET_RAW'] as const;
-/** Set when each container is created (DESIGN.md: the firewall routes between its two networks). */
-// A new network namespace copies ip_forward from the host's (1 wherever Docker runs): the
-// end hosts say 0 explicitly, so they never route.
-export const SYSCTLS: Record<HostName, Record<string, string>> = {
-  client: { 'net.ipv4.ip_forward': '0' },
-  firewall: { 'net.ipv4.ip_forward': '1' },
-  server: { 'net.ipv4.ip_forward': '0' },
-};
+/** Set when each container is created: the same as every lab's (HOST_SYSCTLS). */
+export const SYSCTLS = HOST_SYSCTLS;
 
 /** Where the project's compiled dist/src is bind-mounted (read-only) inside every host. */
 export const DIST_MOUNT = '/rstlab/dist/src';
@@ -71,35 +65,6 @@ export interface DockerBackendOptions {
   /** Use this base image instead of finding or building one. */
   baseImage?: string;
   docker?: Docker;
-}
-
-/**
- * The per-host iproute2 batches, run inside each container's network namespace after the
- * veth pairs were made there. Same interfaces, addresses and routes as the netns lab.
- */
-export function hostBatches(): Record<HostName, string> {
-  const { client, firewall, server } = TOPOLOGY;
-  return {
-    client: [
-      'link set lo up',
-      'link set eth0 up',
-      `addr add ${client.address}/${client.prefix} dev eth0`,
-      `route add default via ${client.gateway}`,
-    ].join('\n'),
-    firewall: [
-      'link set lo up',
-      'link set eth0 up',
-      'link set eth1 up',
-      `addr add ${firewall.addresses.eth0}/${firewall.prefix} dev eth0`,
-      `addr add ${firewall.addresses.eth1}/${firewall.prefix} dev eth1`,
-    ].join('\n'),
-    server: [
-      'link set lo up',
-      'link set eth0 up',
-      `addr add ${server.address}/${server.prefix} dev eth0`,
-      `route add default via ${server.gateway}`,
-    ].join('\n'),
-  };
 }
 
 /** The host-side batch: both ends of each veth pair are made directly in the containers' namespaces. */

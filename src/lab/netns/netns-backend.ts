@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { LabError } from '../../errors.js';
 import {
-  LAB_PREFIX, TOPOLOGY,
+  HOST_SYSCTLS, LAB_PREFIX, hostBatches,
   type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
 } from '../backend.js';
 import { collect, findInPath, run, start } from '../process.js';
@@ -15,38 +15,15 @@ const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
 export const namespaceOf = (id: string, host: HostName): string => `${LAB_PREFIX}${id}-${host}`;
 
 /** The iproute2 batch that makes the namespaces and the veth pairs between them. */
-export function topologyBatch(id: string): { root: string; perHost: Record<HostName, string> } {
+export function namespacesBatch(id: string): string {
   const ns = (h: HostName) => namespaceOf(id, h);
-  const { client, firewall, server } = TOPOLOGY;
-  const root = [
+  return [
     ...HOST_NAMES.map((h) => `netns add ${ns(h)}`),
     // Both ends are made directly inside their namespaces: no name ever exists in the
     // host's own namespace, so parallel labs cannot collide and nothing leaks there.
     `link add eth0 netns ${ns('client')} type veth peer name eth0 netns ${ns('firewall')}`,
     `link add eth0 netns ${ns('server')} type veth peer name eth1 netns ${ns('firewall')}`,
   ].join('\n');
-  const perHost: Record<HostName, string> = {
-    client: [
-      'link set lo up',
-      'link set eth0 up',
-      `addr add ${client.address}/${client.prefix} dev eth0`,
-      `route add default via ${client.gateway}`,
-    ].join('\n'),
-    firewall: [
-      'link set lo up',
-      'link set eth0 up',
-      'link set eth1 up',
-      `addr add ${firewall.addresses.eth0}/${firewall.prefix} dev eth0`,
-      `addr add ${firewall.addresses.eth1}/${firewall.prefix} dev eth1`,
-    ].join('\n'),
-    server: [
-      'link set lo up',
-      'link set eth0 up',
-      `addr add ${server.address}/${server.prefix} dev eth0`,
-      `route add default via ${server.gateway}`,
-    ].join('\n'),
-  };
-  return { root, perHost };
 }
 
 class NetnsLab implements Lab {
@@ -131,13 +108,13 @@ export const netnsBackend: Backend = {
   async up(id) {
     const lab = new NetnsLab(id);
     try {
-      const batch = topologyBatch(id);
-      const root = await run('ip', ['-batch', '-'], batch.root);
+      const root = await run('ip', ['-batch', '-'], namespacesBatch(id));
       if (root.code !== 0) throw new LabError(`ip could not make the lab's namespaces: ${root.stderr.trim()}`);
       const results = await Promise.all([
-        ...HOST_NAMES.map((h) => run('ip', ['-n', namespaceOf(id, h), '-batch', '-'], batch.perHost[h])),
-        // the firewall routes between its two networks
-        run('nsenter', [`--net=/run/netns/${namespaceOf(id, 'firewall')}`, '--', 'sysctl', '-qw', 'net.ipv4.ip_forward=1']),
+        ...Object.entries(hostBatches()).map(([h, batch]) => run('ip', ['-n', namespaceOf(id, h as HostName), '-batch', '-'], batch)),
+        ...HOST_NAMES.map((h) =>
+          run('nsenter', [`--net=/run/netns/${namespaceOf(id, h)}`, '--', 'sysctl', '-qw', ...Object.entries(HOST_SYSCTLS[h]).map(([k, v]) => `${k}=${v}`)]),
+        ),
       ]);
       const failed = results.find((r) => r.code !== 0);
       if (failed) throw new LabError(`could not configure the lab: ${failed.stderr.trim()}`);

@@ -188,13 +188,13 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     await abortable(Promise.all(HOSTS.map((h) => agents[h].ready)), opts.signal);
     timings.labUp = performance.now() - start;
 
-    // The lab hosts' own settings: sysctls and the firewall's ruleset.
-    const settings: Promise<unknown>[] = [];
-    for (const [host, sysctls] of Object.entries(plan.sysctls) as [Host, Record<string, string | number>][]) {
-      for (const [name, value] of Object.entries(sysctls)) settings.push(agents[host].request({ cmd: 'sysctl', name, value }));
-    }
-    if (plan.firewallRules.length > 0) settings.push(iptablesRestore(lab, 'firewall', plan.firewallRules));
-    await abortable(Promise.all(settings), opts.signal);
+    // The lab hosts' own settings: the firewall's ruleset, then sysctls. net.netfilter.*
+    // sysctls exist only once nf_conntrack is loaded: a conntrack rule loads it, and so
+    // does asking for the conntrack table (ctnetlink) where no rule does.
+    if (plan.firewallRules.length > 0) await abortable(iptablesRestore(lab, 'firewall', plan.firewallRules), opts.signal);
+    const sysctls = Object.entries(plan.sysctls) as [Host, Record<string, string | number>][];
+    await Promise.all(sysctls.filter(([, s]) => Object.keys(s).some((n) => n.startsWith('net.netfilter.'))).map(([h]) => lab!.exec(h, ['conntrack', '-L'])));
+    await abortable(Promise.all(sysctls.flatMap(([host, s]) => Object.entries(s).map(([name, value]) => agents[host].request({ cmd: 'sysctl', name, value })))), opts.signal);
 
     const capturesStart = performance.now();
     captures = await abortable(Promise.all(plan.capture.map((p) => startCapture(lab!, p, join(dir, `${p}.pcap`)))), opts.signal);

@@ -165,5 +165,4 @@ describe('the docker backend', function () {
     }
   });
 
-  it('SIGINT mid-run and kill -9 + cleanup leave nothing (with the CLI, later)');
 });

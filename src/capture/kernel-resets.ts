@@ -4,7 +4,7 @@
 import { mkdir, readFile, rmdir, writeFile, access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LAB_PREFIX } from '../lab/backend.js';
-import { run } from '../lab/process.js';
+import { hasCapabilities, run } from '../lab/process.js';
 import type { KernelReset } from '../verify/observations.js';
 
 const TRACEFS = '/sys/kernel/tracing';
@@ -26,7 +26,7 @@ async function tracefsReady(): Promise<boolean> {
 
 /** Start recording into a tracing instance of the lab's own; undefined where tracefs cannot be had. */
 export async function startKernelResetTrace(labId: string): Promise<KernelResetTrace | undefined> {
-  if (process.getuid?.() !== 0 || !(await tracefsReady())) return undefined;
+  if (!hasCapabilities('SYS_ADMIN') || !(await tracefsReady())) return undefined;
   const dir = join(TRACEFS, 'instances', `${LAB_PREFIX}${labId}`);
   try {
     await mkdir(dir);

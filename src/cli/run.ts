@@ -9,7 +9,7 @@ import { backendByName } from '../lab/backends.js';
 import type { Backend } from '../lab/backend.js';
 import { junitXml, reportJson, writeReportJson } from '../report/json.js';
 import { renderRun } from '../report/text.js';
-import { AbortedError, runScenario, type RunResult } from '../run/runner.js';
+import { AbortedError, abortable, runScenario, type RunResult } from '../run/runner.js';
 import { listScenarios, loadScenario, planFor, type Plan } from '../scenario/load.js';
 
 export interface RunCommandOptions {
@@ -87,10 +87,10 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
     plans = [planFor(await loadScenario(scenarioFile(scenario!)), opts.variant, opts.expectOf)];
   }
   const backend = await backendByName(opts.backend);
-  await backend.check();
-
   let results: RunResult[];
   try {
+    // check() may build the Docker image first: Ctrl-C must not wait for that
+    await abortable(backend.check(), signal);
     results = await runAll(plans, backend, opts, signal);
   } catch (e) {
     if (e instanceof AbortedError) return EXIT_INTERRUPTED;

@@ -1,6 +1,6 @@
 // Small helpers for the processes a backend starts on the host machine.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { ExecResult, LabProcess } from './backend.js';
 
@@ -48,4 +48,16 @@ export function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = LAB_
 /** Run a program on the host machine (not in a lab host) to its end. */
 export function run(cmd: string, args: string[], stdin?: string): Promise<ExecResult> {
   return collect(start(cmd, args), stdin);
+}
+
+// include/uapi/linux/capability.h
+const CAPABILITY_BIT = { NET_ADMIN: 12, SYS_ADMIN: 21 } as const;
+
+/** Whether this process holds these capabilities (root usually does; root with its
+ * capabilities dropped does not, and cannot make namespaces or wire veth pairs). */
+export function hasCapabilities(...names: (keyof typeof CAPABILITY_BIT)[]): boolean {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  if (!m) return false;
+  const effective = BigInt(`0x${m[1]}`);
+  return names.every((n) => (effective >> BigInt(CAPABILITY_BIT[n])) & 1n);
 }

@@ -8,7 +8,7 @@ import type { AgentEvent } from '../agent/protocol.js';
 import { startCapture, type Capture } from '../capture/capture.js';
 import { decodeCaptureFile } from '../capture/pcap.js';
 import { startKernelResetTrace, type KernelResetTrace } from '../capture/kernel-resets.js';
-import { LabError } from '../errors.js';
+import { InputError, LabError } from '../errors.js';
 import { ADDRESS, newLabId, type Backend, type HostName, type Lab } from '../lab/backend.js';
 import type { Plan } from '../scenario/load.js';
 import type { Step } from '../scenario/schema.js';
@@ -72,7 +72,7 @@ async function runDir(runsDir: string, plan: Plan, labId: string): Promise<strin
 }
 
 /** Reject when the run is aborted, so that no step can keep the lab up after Ctrl-C. */
-function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+export function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (!signal) return p;
   if (signal.aborted) return Promise.reject(new AbortedError());
   return new Promise((resolve, reject) => {
@@ -179,11 +179,14 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
   const stepFailures: { line: number; message: string }[] = [];
 
   let lab: Lab | undefined;
+  // Kept so that a lab still coming up when the run is interrupted is taken down too.
+  let labUp: Promise<Lab> | undefined;
   const agents = {} as Record<Host, AgentClient>;
   let captures: Capture[] = [];
   let trace: KernelResetTrace | undefined;
   try {
-    lab = await abortable(opts.backend.up(labId), opts.signal);
+    labUp = opts.backend.up(labId);
+    lab = await abortable(labUp, opts.signal);
     for (const h of HOSTS) agents[h] = AgentClient.start(lab, h, (host, e) => connections.onEvent(host, e));
     await abortable(Promise.all(HOSTS.map((h) => agents[h].ready)), opts.signal);
     timings.labUp = performance.now() - start;
@@ -191,7 +194,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     // The lab hosts' own settings: the firewall's ruleset, then sysctls. net.netfilter.*
     // sysctls exist only once nf_conntrack is loaded: a conntrack rule loads it, and so
     // does asking for the conntrack table (ctnetlink) where no rule does.
-    if (plan.firewallRules.length > 0) await abortable(iptablesRestore(lab, 'firewall', plan.firewallRules), opts.signal);
+    if (plan.firewallRules.length > 0) await abortable(iptablesRestore(lab, 'firewall', plan.firewallRules, plan.file), opts.signal);
     const sysctls = Object.entries(plan.sysctls) as [Host, Record<string, string | number>][];
     await Promise.all(sysctls.filter(([, s]) => Object.keys(s).some((n) => n.startsWith('net.netfilter.'))).map(([h]) => lab!.exec(h, ['conntrack', '-L'])));
     await abortable(Promise.all(sysctls.flatMap(([host, s]) => Object.entries(s).map(([name, value]) => agents[host].request({ cmd: 'sysctl', name, value })))), opts.signal);
@@ -240,6 +243,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     await trace?.stop().catch(() => undefined);
     await Promise.all(captures.map((c) => c.stop().catch(() => undefined)));
     await Promise.all(Object.values(agents).map((a) => a.stop()));
+    lab ??= await labUp?.catch(() => undefined);
     await lab?.down();
     timings.labDown = performance.now() - downStart;
     timings.total = performance.now() - start;
@@ -247,7 +251,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
 }
 
 /** Load iptables rules in one go (iptables-restore --noflush), grouped per table. */
-async function iptablesRestore(lab: Lab, host: HostName, rules: string[]): Promise<void> {
+async function iptablesRestore(lab: Lab, host: HostName, rules: string[], file: string): Promise<void> {
   const tables = new Map<string, string[]>();
   for (const rule of rules) {
     const m = /^-t (\w+) (.*)$/.exec(rule);
@@ -256,7 +260,8 @@ async function iptablesRestore(lab: Lab, host: HostName, rules: string[]): Promi
   }
   const text = [...tables].map(([t, rs]) => `*${t}\n${rs.join('\n')}\nCOMMIT\n`).join('');
   const r = await lab.exec(host, ['iptables-restore', '-w', '--noflush'], text);
-  if (r.code !== 0) throw new Error(`iptables-restore in ${host} refused the rules: ${r.stderr.trim()}`);
+  // The schema admits only rule-shaped text; iptables itself is the judge of the rest.
+  if (r.code !== 0) throw new InputError(`iptables-restore in ${host} refused the firewall rules: ${r.stderr.trim()}`, file);
 }
 
 interface StepContext {

@@ -92,6 +92,14 @@ describe('the lab spine (netns)', function () {
     }
   });
 
+  it('a firewall rule iptables refuses: exit 2 naming the file, the lab taken down', async () => {
+    const file = fixture('scenarios/refused-rule.yaml');
+    const r = await rstlab('run', file);
+    expect(r.code, r.stdout + r.stderr).to.equal(2);
+    expect(r.stderr).to.contain(`${file}: iptables-restore in firewall refused the firewall rules`);
+    expectNothingLeft();
+  });
+
   it('an unknown scenario name or variant: exit 2', async () => {
     expect((await rstlab('run', 'no-such-cause')).code).to.equal(2);
     const r = await rstlab('run', 'closed-port', '--variant', 'nope');
@@ -112,9 +120,10 @@ describe('the lab spine (netns)', function () {
 
   it('no privileges: exit 3 saying to run as root', async () => {
     const { spawnSync } = await import('node:child_process');
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'run', 'closed-port'], { cwd: '/tmp', encoding: 'utf8' });
+    // root with every capability dropped: it can still read the project, not build a lab
+    const r = spawnSync('setpriv', ['--bounding-set=-all', process.execPath, CLI, 'run', 'closed-port'], { cwd: ROOT, encoding: 'utf8' });
     expect(r.status, r.stderr).to.equal(3);
-    expect(r.stderr).to.match(/needs root.*run as root/);
+    expect(r.stderr).to.match(/needs root \(CAP_NET_ADMIN.*run as root/);
     expectNothingLeft();
   });
 

@@ -18,7 +18,7 @@ import {
   HOST_SYSCTLS, LAB_PREFIX, hostBatches,
   type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
 } from '../backend.js';
-import { collect, findInPath, run } from '../process.js';
+import { collect, findInPath, hasCapabilities, run } from '../process.js';
 
 const HOST_NAMES: HostName[] = ['client', 'firewall', 'server'];
 const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -259,7 +259,7 @@ export class DockerBackend implements Backend {
     if (missing.length > 0) {
       throw new LabError(`missing ${missing.join(', ')} on this machine`, 'install it: apt-get install iproute2 util-linux');
     }
-    if (process.getuid?.() !== 0) {
+    if (!hasCapabilities('NET_ADMIN', 'SYS_ADMIN')) {
       throw new LabError('the docker lab needs root to wire veth pairs into its containers', 'run as root, e.g. sudo npm run scenario -- NAME --backend docker');
     }
     await this.ensureImage();

@@ -7,7 +7,7 @@ import {
   HOST_SYSCTLS, LAB_PREFIX, hostBatches,
   type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
 } from '../backend.js';
-import { collect, findInPath, run, start } from '../process.js';
+import { collect, findInPath, hasCapabilities, run, start } from '../process.js';
 
 const HOST_NAMES: HostName[] = ['client', 'firewall', 'server'];
 const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
@@ -100,8 +100,8 @@ export const netnsBackend: Backend = {
       const pkgs = missing.map((t) => ({ ip: 'iproute2', nsenter: 'util-linux' })[t as 'ip'] ?? t);
       throw new LabError(`missing ${missing.join(', ')}`, `install it: apt-get install ${[...new Set(pkgs)].join(' ')}`);
     }
-    if (process.getuid?.() !== 0) {
-      throw new LabError('the netns lab needs root (CAP_NET_ADMIN)', 'run as root, e.g. sudo npm run scenario NAME');
+    if (!hasCapabilities('NET_ADMIN', 'SYS_ADMIN')) {
+      throw new LabError('the netns lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)', 'run as root, e.g. sudo npm run scenario NAME');
     }
   },
 

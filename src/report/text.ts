@@ -54,7 +54,8 @@ export function renderLadder(result: RunResult, style: Style): string[] {
     const ms = ((p.time * 1000 - result.t0) || 0).toFixed(3).padStart(9);
     let line = `${ms}  ${lanes(e, captured)}  ${segmentLabel(p)}`;
     if (p.flags & TCP.RST) {
-      const s = rsts.find((r) => r.packet.src === p.src && r.packet.sport === p.sport && r.seq === p.seq && r.ack === p.ack && e.seen.has(r.point) && Math.abs(r.time - (e.seen.get(r.point)?.packet.time ?? 0)) < 1e-6);
+      // the same copy of the same packet: capture point and index in that point's capture
+      const s = rsts.find((r) => r.seen[e.first.point]?.index === e.first.index);
       const who = s ? `  ◀ RST #${s.id} sent by ${s.from ?? '?'}${s.ipSource !== s.from ? ` as ${s.ipSource}` : ''}${s.reason ? ` (${s.reason})` : ''}` : '';
       line = red(line + who);
     }

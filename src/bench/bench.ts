@@ -3,26 +3,14 @@
 //   from process start to exit, split into lab up, capture ready, steps, verify, lab down;
 //   run --all with --jobs 1 and 2, and per scenario the share of protocol waits (the steps,
 //   which hold the waits the cause needs) against lab overhead (everything else).
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+import { cli, leanEnv } from './cli.js';
 
 interface Report {
   scenario: string;
   variant: string;
   passed: boolean;
   timings: { labUp: number; captureReady: number; steps: number; verify: number; labDown: number; total: number };
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ wall: number; code: number | null; stdout: string }> {
-  const start = performance.now();
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ wall: performance.now() - start, code, stdout })));
 }
 
 const median = (xs: number[]) => {
@@ -78,9 +66,9 @@ async function dockerReachable(): Promise<boolean> {
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' }, quick: { type: 'boolean' } } });
 const runs = Number(values.runs);
-const { NODE_EXTRA_CA_CERTS, ...lean } = process.env;
+const lean = leanEnv();
 await closedPort('netns', runs, lean, '');
-if (NODE_EXTRA_CA_CERTS) {
+if (process.env.NODE_EXTRA_CA_CERTS) {
   await closedPort('netns', runs, process.env, ' with NODE_EXTRA_CA_CERTS set (as in this shell)');
   console.log('  (this environment sets NODE_EXTRA_CA_CERTS: every node start then loads the CA bundle first)');
 }

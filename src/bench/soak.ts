@@ -1,24 +1,17 @@
 // npm run soak: every scenario and every control, N times in a row (10 by default).
 // A scenario that fails once in N is flaky, and flakiness is a bug: this prints the rate.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+import { cli, leanEnv } from './cli.js';
 
 const { values } = parseArgs({ options: { times: { type: 'string', default: '10' }, jobs: { type: 'string', default: '1' }, backend: { type: 'string', default: 'netns' } } });
 const times = Number(values.times);
-const { NODE_EXTRA_CA_CERTS: _ca, ...env } = process.env;
+const env = leanEnv();
 
 const tally = new Map<string, { pass: number; fail: number }>();
 for (let i = 1; i <= times; i++) {
-  const child = spawn(process.execPath, [CLI, 'run', '--all', '--json', '--jobs', values.jobs!, '--backend', values.backend!], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const { code, stdout } = await cli(['run', '--all', '--json', '--jobs', values.jobs!, '--backend', values.backend!], env);
   if (code !== 0 && code !== 1) throw new Error(`round ${i}: rstlab exited ${code}`);
-  for (const r of JSON.parse(out) as { scenario: string; variant: string; passed: boolean }[]) {
+  for (const r of JSON.parse(stdout) as { scenario: string; variant: string; passed: boolean }[]) {
     const key = `${r.scenario} ${r.variant}`;
     const t = tally.get(key) ?? { pass: 0, fail: 0 };
     if (r.passed) t.pass++;

@@ -133,15 +133,16 @@ class Connections {
     this.link();
   }
 
+  /** The end of connection `id` in `host`, if it is known yet. */
+  endOf(id: string, host: EndHost): ConnEnd | undefined {
+    const c = this.conns[id];
+    return c?.initiator.host === host ? c.initiator : c?.acceptor;
+  }
+
   /** The end of connection `id` in `host`; the accepted end may take a moment to be known. */
   async end(id: string, host: EndHost, timeoutMs = 2000): Promise<ConnEnd> {
-    const find = () => {
-      const c = this.conns[id];
-      if (c?.initiator.host === host) return c.initiator;
-      return c?.acceptor;
-    };
-    await this.until(() => find() !== undefined, timeoutMs);
-    const end = find();
+    await this.until(() => this.endOf(id, host) !== undefined, timeoutMs);
+    const end = this.endOf(id, host);
     if (!end) throw new Error(`connection ${id} has no end in ${host}: it was never accepted there`);
     return end;
   }
@@ -301,11 +302,7 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
       return;
     }
     case 'waitFor': {
-      const seen = () => {
-        const c = connections.conns[step.conn];
-        const end = c?.initiator.host === step.host ? c.initiator : c?.acceptor;
-        return end?.events.some((e) => e.event === step.event) ?? false;
-      };
+      const seen = () => connections.endOf(step.conn, step.host)?.events.some((e) => e.event === step.event) ?? false;
       if (!(await connections.until(seen, step.timeoutMs))) {
         throw new Error(`${step.host} end of ${step.conn} saw no ${step.event} within ${step.timeoutMs} ms`);
       }

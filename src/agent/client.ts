@@ -1,7 +1,8 @@
 // The runner's side of an agent: requests with ids, replies matched back to them,
 // application events passed to a listener.
 import { createInterface } from 'node:readline';
-import type { HostName, Lab, LabProcess } from '../lab/backend.js';
+import type { Lab, LabProcess } from '../lab/backend.js';
+import type { HostName } from '../vocabulary.js';
 import type { AgentEvent, AgentMessage, Reply, Request } from './protocol.js';
 
 export class AgentClient {

@@ -2,7 +2,7 @@
 // (/proc/self/net follows the reading process's namespace): what nstat and ss show,
 // without starting a process.
 import { readFileSync } from 'node:fs';
-import type { SocketEntry } from '../verify/observations.js';
+import type { SocketEntry } from '../vocabulary.js';
 
 /** Counters named as nstat names them: TcpExtListenOverflows, TcpAttemptFails, ... */
 export function readCounters(): Record<string, number> {

@@ -1,7 +1,7 @@
 // The agent protocol: JSON lines over the agent's stdio. The runner sends a Request with
 // an id; the agent answers it once with a Reply carrying the same id, and reports what
 // the application saw at any time as AgentEvent lines (no id).
-import type { AppEvent, SocketEntry } from '../verify/observations.js';
+import type { AppEvent, SocketEntry } from '../vocabulary.js';
 
 export type Request =
   | { cmd: 'sysctl'; name: string; value: string | number }

@@ -1,9 +1,9 @@
 // tcpdump on one capture point, pcap streamed back over stdout into the run's folder.
 import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
-import { CAPTURE_INTERFACE, type Lab } from '../lab/backend.js';
+import type { Lab } from '../lab/backend.js';
 import { LabError } from '../errors.js';
-import type { CapturePoint } from '../verify/observations.js';
+import { CAPTURE_INTERFACE, type CapturePoint } from '../vocabulary.js';
 
 export interface Capture {
   readonly point: CapturePoint;

@@ -5,7 +5,7 @@ import { mkdir, readFile, rmdir, writeFile, access, readdir } from 'node:fs/prom
 import { join } from 'node:path';
 import { LAB_PREFIX } from '../lab/backend.js';
 import { hasCapabilities, run } from '../lab/process.js';
-import type { KernelReset } from '../verify/observations.js';
+import type { KernelReset } from '../vocabulary.js';
 
 const TRACEFS = '/sys/kernel/tracing';
 

@@ -11,7 +11,7 @@
 // offload) the kernel hands tcpdump segments whose checksum is not filled in.
 
 import { readFile } from 'node:fs/promises';
-import type { TcpOptions, TcpPacket } from './packet.js';
+import type { TcpOptions, TcpPacket } from '../vocabulary.js';
 
 const PCAP_MAGIC_USEC = 0xa1b2c3d4;
 const PCAP_MAGIC_NSEC = 0xa1b23c4d;

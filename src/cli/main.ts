@@ -3,7 +3,9 @@
 // The only place that calls process.exit.
 import { Command, InvalidArgumentError } from 'commander';
 import { EXIT, InputError, LabError } from '../errors.js';
-import { backendByName, cleanupAll } from '../lab/backends.js';
+import { cleanupTraceInstances } from '../capture/kernel-resets.js';
+import { BACKENDS } from '../lab/backend.js';
+import { backendByName, backendName, cleanupBackends } from '../lab/backends.js';
 import { listScenarios } from '../scenario/load.js';
 import { handleSignals } from './signals.js';
 import { runCommand, scenariosDir, type RunCommandOptions } from './run.js';
@@ -42,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     .argument('[scenario]', 'scenario name or file')
     .option('--variant <name>', 'the variant to run: cause (default) or one from the file, e.g. control', 'cause')
     .option('--expect-of <name>', 'judge the run by the expectations of another variant (e.g. control steps, cause expectations: must fail)')
-    .option('--backend <name>', 'netns or docker', 'netns')
+    .option('--backend <name>', BACKENDS.join(' or '), BACKENDS[0])
     .option('--all', 'run every scenario and every variant')
     .option('--jobs <n>', 'with --all: how many labs at once', positiveInt, 1)
     .option('--json', 'print the report as JSON instead of text')
@@ -51,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--no-trace', 'do not record kernel RST reasons from tracefs')
     .action(async (scenario: string | undefined, opts: RunCommandOptions) => {
       if (!scenario && !opts.all) throw new InputError('name a scenario (rstlab list shows them) or use --all');
-      if (opts.backend !== 'netns' && opts.backend !== 'docker') throw new InputError(`unknown backend "${opts.backend}": use netns or docker`);
+      backendName(opts.backend);
       const controller = new AbortController();
       const release = handleSignals(process, controller, (s) => process.stderr.write(`\nrstlab: ${s}: stopping, taking the lab down…\n`));
       try {
@@ -77,14 +79,15 @@ async function main(argv: string[]): Promise<number> {
     .command('cleanup')
     .description('remove every namespace, container, network and trace instance that a killed run left behind')
     .action(async () => {
-      const removed = await cleanupAll();
+      // Trace instances are not a backend's: the capture's kernel-reset trace makes them.
+      const removed = [...(await cleanupBackends()), ...(await cleanupTraceInstances())];
       process.stdout.write(removed.length ? removed.map((r) => `removed ${r}\n`).join('') : 'nothing to clean up\n');
     });
 
   program
     .command('check')
     .description('check that this machine can build a lab')
-    .option('--backend <name>', 'netns or docker', 'netns')
+    .option('--backend <name>', BACKENDS.join(' or '), BACKENDS[0])
     .action(async (opts: { backend: string }) => {
       await (await backendByName(opts.backend)).check();
       process.stdout.write(`the ${opts.backend} backend can build labs here\n`);

@@ -10,7 +10,8 @@ import type { Backend } from '../lab/backend.js';
 import { junitXml, reportJson, writeReportJson } from '../report/json.js';
 import { renderRun } from '../report/text.js';
 import { AbortedError, abortable, runScenario, type RunResult } from '../run/runner.js';
-import { listScenarios, loadScenario, planFor, type Plan } from '../scenario/load.js';
+import { listScenarios, loadScenario } from '../scenario/load.js';
+import { planFor, type Plan } from '../scenario/plan.js';
 
 export interface RunCommandOptions {
   variant: string;

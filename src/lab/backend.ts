@@ -1,17 +1,14 @@
 // The one interface between the rest of rstlab and a lab backend (netns or docker).
-// Nothing outside src/lab/ knows which backend it talks to.
+// Nothing outside src/lab/ knows which backend it talks to. The lab's addresses and
+// host names are the vocabulary's (src/vocabulary.ts).
 import type { Readable, Writable } from 'node:stream';
-import type { HOSTS } from '../scenario/schema.js';
+import { TOPOLOGY, type HostName } from '../vocabulary.js';
 
-export type HostName = (typeof HOSTS)[number];
+export type { HostName };
 
-/** The fixed topology of every lab, on every backend (DESIGN.md "The lab"). */
-export const TOPOLOGY = {
-  client: { address: '10.0.1.2', prefix: 24, gateway: '10.0.1.1', interfaces: ['eth0'] },
-  firewall: { addresses: { eth0: '10.0.1.1', eth1: '10.0.2.1' }, prefix: 24, interfaces: ['eth0', 'eth1'] },
-  server: { address: '10.0.2.2', prefix: 24, gateway: '10.0.2.1', interfaces: ['eth0'] },
-  subnets: { a: '10.0.1.0/24', b: '10.0.2.0/24' },
-} as const;
+/** The backends, by the name --backend takes. */
+export const BACKENDS = ['netns', 'docker'] as const;
+export type BackendName = (typeof BACKENDS)[number];
 
 /** Set in each host when the lab is built, on every backend: the firewall routes between its
  * two networks and the end hosts never do (a new namespace may copy the host's ip_forward,
@@ -20,11 +17,6 @@ export const HOST_SYSCTLS: Record<HostName, Record<string, string>> = {
   client: { 'net.ipv4.ip_forward': '0' },
   firewall: { 'net.ipv4.ip_forward': '1' },
   server: { 'net.ipv4.ip_forward': '0' },
-};
-
-export const ADDRESS: Record<'client' | 'server', string> = {
-  client: TOPOLOGY.client.address,
-  server: TOPOLOGY.server.address,
 };
 
 /**
@@ -55,14 +47,6 @@ export function hostBatches(): Record<HostName, string> {
     ].join('\n'),
   };
 }
-
-/** Where each capture point listens: a host and one of its interfaces. */
-export const CAPTURE_INTERFACE = {
-  client: { host: 'client', iface: 'eth0' },
-  'firewall-a': { host: 'firewall', iface: 'eth0' },
-  'firewall-b': { host: 'firewall', iface: 'eth1' },
-  server: { host: 'server', iface: 'eth0' },
-} as const satisfies Record<string, { host: HostName; iface: string }>;
 
 /** Prefix of every namespace, interface, container, network and label value a lab makes. */
 export const LAB_PREFIX = 'rstlab-';
@@ -95,8 +79,6 @@ export interface Lab extends AsyncDisposable {
   agentArgv(host: HostName): string[];
   down(): Promise<void>;
 }
-
-export type BackendName = 'netns' | 'docker';
 
 export interface Backend {
   readonly name: BackendName;

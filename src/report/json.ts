@@ -1,7 +1,7 @@
 // The machine-readable reports: report.json of one run, JUnit XML of one or many runs.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { flagString } from '../capture/packet.js';
+import { flagString } from '../vocabulary.js';
 import type { RunResult } from '../run/runner.js';
 
 export function reportJson(r: RunResult) {

@@ -1,12 +1,10 @@
 // The terminal report of a run: a ladder of every segment across the lab, the RSTs
 // highlighted with who sent them and why, what each application saw, the expectations
 // held or failed, and the scenario's explanation of the cause.
-import { TCP, flagString, type TcpPacket } from '../capture/packet.js';
-import { mergeAcrossPoints, type WireEvent } from '../capture/merge.js';
-import { TOPOLOGY } from '../lab/backend.js';
+import { mergeAcrossPoints, type WireEvent } from '../verify/merge.js';
 import type { RunResult } from '../run/runner.js';
-import { describeRst } from '../verify/verify.js';
-import type { CapturePoint } from '../verify/observations.js';
+import { describeRst } from '../verify/sightings.js';
+import { TCP, TOPOLOGY, flagString, type CapturePoint, type TcpPacket } from '../vocabulary.js';
 
 export interface Style {
   color: boolean;

@@ -9,13 +9,12 @@ import { startCapture, type Capture } from '../capture/capture.js';
 import { decodeCaptureFile } from '../capture/pcap.js';
 import { startKernelResetTrace, type KernelResetTrace } from '../capture/kernel-resets.js';
 import { InputError, LabError } from '../errors.js';
-import { ADDRESS, newLabId, type Backend, type HostName, type Lab } from '../lab/backend.js';
-import type { Plan } from '../scenario/load.js';
+import { newLabId, type Backend, type Lab } from '../lab/backend.js';
+import type { Plan } from '../scenario/plan.js';
 import type { Step } from '../scenario/schema.js';
-import type { ConnEnd, ConnObservation, EndHost, Host, Observations } from '../verify/observations.js';
 import { verify, type Verdict } from '../verify/verify.js';
+import { ADDRESS, HOSTS, type ConnEnd, type ConnObservation, type EndHost, type Host, type HostName, type Observations } from '../vocabulary.js';
 
-const HOSTS: Host[] = ['client', 'firewall', 'server'];
 /** Time for the last packets to cross the lab after the last step (veth latency is µs). */
 const SETTLE_MS = 50;
 

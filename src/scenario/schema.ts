@@ -2,14 +2,13 @@
 // that editors use (schema/scenario.schema.json, written by write-json-schema.ts) both
 // come from it, so they cannot drift apart.
 import { z } from 'zod';
+import { CAPTURE_POINTS, END_HOSTS, HOSTS, SEQ_RELATION, SEQ_RELATION_WORDS } from '../vocabulary.js';
 
-export const HOSTS = ['client', 'firewall', 'server'] as const;
-export const CAPTURE_POINTS = ['client', 'firewall-a', 'firewall-b', 'server'] as const;
 /** The variant a scenario file describes at its top level: the one that shows the cause. */
 export const CAUSE_VARIANT = 'cause';
 
 const host = z.enum(HOSTS);
-const endHost = z.enum(['client', 'server']);
+const endHost = z.enum(END_HOSTS);
 const capturePoint = z.enum(CAPTURE_POINTS);
 const port = z.number().int().min(1).max(65535);
 const id = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'a name of lower-case letters, digits, - and _, starting with a letter');
@@ -93,13 +92,11 @@ export const Step = z.discriminatedUnion('do', [
 export type Step = z.infer<typeof Step>;
 export type StepKind = Step['do'];
 
-// seq and ack of a RST: a number, or a relation to the flow's own packets.
-//   answered.seq|ack [+-N]  the last packet of the flow that came to the RST's sender before it
-//   syn.seq|ack, synack.seq|ack [+-N]  the flow's first SYN / SYN-ACK
-//   snd_nxt / rcv_nxt      the sender's next sequence number / the next one it expected from its peer
+// seq and ack of a RST: a number, or a relation to the flow's own packets (the grammar is
+// the vocabulary's SEQ_RELATION; the verifier resolves it with parseSeqRelation).
 export const seqRelation = z.union([
   z.number().int().min(0).max(0xffffffff),
-  z.string().regex(/^(snd_nxt|rcv_nxt|(answered|syn|synack)\.(seq|ack)(\s*[+-]\s*\d+)?)$/, 'a number, snd_nxt, rcv_nxt, or answered|syn|synack .seq|.ack [+ N]'),
+  z.string().regex(SEQ_RELATION, SEQ_RELATION_WORDS),
 ]);
 
 export const RstExpectation = z.strictObject({
@@ -170,3 +167,26 @@ export const Scenario = z.strictObject({
   variants: z.record(id, Variant).default({}),
 });
 export type ScenarioFile = z.infer<typeof Scenario>;
+
+/** An expectation tagged with its kind, so that a switch over the kinds can be exhaustive. */
+export type TaggedExpectation =
+  | { kind: 'rst'; rst: RstExpectation }
+  | { kind: 'noRst' }
+  | { kind: 'app'; app: Extract<Expectation, { app: unknown }>['app'] }
+  | { kind: 'counter'; counter: Extract<Expectation, { counter: unknown }>['counter'] }
+  | { kind: 'sockets'; sockets: Extract<Expectation, { sockets: unknown }>['sockets'] };
+
+/**
+ * The schema's expectations are keyed objects ({ rst: ... }); this tags them so that every
+ * dispatch on them (the checks, the verifier) ends in a `never` case. Adding a kind to the
+ * schema breaks the build here, and then at each dispatch, until it is handled.
+ */
+export function tagExpectation(e: Expectation): TaggedExpectation {
+  if ('rst' in e) return { kind: 'rst', rst: e.rst };
+  if ('noRst' in e) return { kind: 'noRst' };
+  if ('app' in e) return { kind: 'app', app: e.app };
+  if ('counter' in e) return { kind: 'counter', counter: e.counter };
+  if ('sockets' in e) return { kind: 'sockets', sockets: e.sockets };
+  const unreachable: never = e;
+  throw new Error(`unknown expectation ${JSON.stringify(unreachable)}`);
+}

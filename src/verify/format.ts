@@ -1,7 +1,6 @@
 // One packet as one line, in the shape tcpdump prints it, so that a failure detail, the
 // terminal report and `tcpdump -r client.pcap` can be read side by side.
-import { TCP, flagString, type TcpPacket } from '../capture/packet.js';
-import type { CapturePoint } from './observations.js';
+import { TCP, flagString, type CapturePoint, type TcpPacket } from '../vocabulary.js';
 
 /** The widest capture point name ("firewall-a"), so that lines of several points line up. */
 const POINT_WIDTH = 10;

@@ -3,7 +3,8 @@
 // Skipped (with a message) only where Docker cannot be reached; under CI that is a failure.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { TOPOLOGY, newLabId, type HostName, type Lab, type LabProcess } from '../../src/lab/backend.js';
+import { newLabId, type Lab, type LabProcess } from '../../src/lab/backend.js';
+import { TOPOLOGY, type HostName } from '../../src/vocabulary.js';
 import { AGENT_IN_HOST, DockerBackend, HOST_LABEL, LAB_LABEL, containerName } from '../../src/lab/docker/docker-backend.js';
 
 const HOSTS: HostName[] = ['client', 'firewall', 'server'];

@@ -6,9 +6,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { decodeCaptureFile } from '../../src/capture/pcap.js';
-import { mergeAcrossPoints } from '../../src/capture/merge.js';
-import { flagString } from '../../src/capture/packet.js';
-import { TOPOLOGY } from '../../src/lab/backend.js';
+import { mergeAcrossPoints } from '../../src/verify/merge.js';
+import { TOPOLOGY, flagString } from '../../src/vocabulary.js';
 import { dockerLeftovers, dockerReachable, leftovers, ROOT, rstlab } from '../helpers.js';
 
 const scenarios = readdirSync(`${ROOT}scenarios`).filter((f) => f.endsWith('.yaml')).sort();

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { TOPOLOGY, type HostName } from '../../src/lab/backend.js';
+import { TOPOLOGY, type HostName } from '../../src/vocabulary.js';
 import { CAPABILITIES, DIST_MOUNT, DOCKERFILE, IMAGE_FILES, SYSCTLS } from '../../src/lab/docker/docker-backend.js';
 
 // This file runs from dist/test/unit/; the compose file lives at the top of the source tree.

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../../src/errors.js';
-import { listScenarios, loadScenario, parseScenario, planFor, type LoadedScenario } from '../../src/scenario/load.js';
+import { listScenarios, loadScenario, parseScenario, type LoadedScenario } from '../../src/scenario/load.js';
+import { planFor } from '../../src/scenario/plan.js';
 import { Step } from '../../src/scenario/schema.js';
 import { scenarioJsonSchema } from '../../src/scenario/write-json-schema.js';
 

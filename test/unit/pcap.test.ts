@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { decodeCapture, decodeCaptureFile } from '../../src/capture/pcap.js';
-import { flagString, type TcpPacket } from '../../src/capture/packet.js';
+import { flagString, type TcpPacket } from '../../src/vocabulary.js';
 
 // The compiled test runs from dist/test/unit/, three levels below the project root.
 const root = fileURLToPath(new URL('../../../', import.meta.url));

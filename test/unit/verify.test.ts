@@ -3,11 +3,12 @@
 // live socket). Every rule and every field of a rst expectation is shown to pass and to
 // say no, with the field, the expected and the seen value in the detail.
 import { expect as chaiExpect } from 'chai';
-import { TCP, type TcpPacket } from '../../src/capture/packet.js';
 import { Expectation } from '../../src/scenario/schema.js';
 import { formatPacket, formatTime } from '../../src/verify/format.js';
-import type { CapturePoint, KernelReset, Observations } from '../../src/verify/observations.js';
-import { rstSightings, verify, type Result, type RstSighting, type Verdict } from '../../src/verify/verify.js';
+import type { Result } from '../../src/verify/judge.js';
+import { rstSightings, type RstSighting } from '../../src/verify/sightings.js';
+import { verify, type Verdict } from '../../src/verify/verify.js';
+import { TCP, type CapturePoint, type KernelReset, type Observations, type TcpPacket } from '../../src/vocabulary.js';
 
 const CLIENT = '10.0.1.2';
 const SERVER = '10.0.2.2';

@@ -18,9 +18,9 @@ import {
   HOST_SYSCTLS, LAB_PREFIX, hostBatches,
   type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
 } from '../backend.js';
+import { HOSTS } from '../../vocabulary.js';
 import { collect, findInPath, hasCapabilities, run } from '../process.js';
 
-const HOST_NAMES: HostName[] = ['client', 'firewall', 'server'];
 const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
 /** Every container and network a lab makes carries `rstlab.lab=<id>`; cleanup finds leftovers by it. */
@@ -270,7 +270,7 @@ export class DockerBackend implements Backend {
     const distSrc = join(this.root, 'dist', 'src');
     const made: Partial<Record<HostName, Docker.Container>> = {};
     try {
-      await Promise.all(HOST_NAMES.map(async (host) => {
+      await Promise.all(HOSTS.map(async (host) => {
         made[host] = await this.docker.createContainer({
           name: containerName(id, host),
           Hostname: host,
@@ -287,10 +287,10 @@ export class DockerBackend implements Backend {
         });
       }));
       const containers = made as Record<HostName, Docker.Container>;
-      await Promise.all(HOST_NAMES.map((h) => containers[h].start()));
-      const states = await Promise.all(HOST_NAMES.map(async (h) => (await containers[h].inspect()).State));
+      await Promise.all(HOSTS.map((h) => containers[h].start()));
+      const states = await Promise.all(HOSTS.map(async (h) => (await containers[h].inspect()).State));
       const pid = {} as Record<HostName, number>;
-      HOST_NAMES.forEach((h, i) => {
+      HOSTS.forEach((h, i) => {
         const state = states[i];
         if (!state?.Running || !(state.Pid > 0)) {
           throw new LabError(`container ${containerName(id, h)} is not running (${state?.Status ?? 'unknown'}, exit ${state?.ExitCode ?? '?'}${state?.Error ? `: ${state.Error}` : ''})`);
@@ -317,7 +317,7 @@ export class DockerBackend implements Backend {
     const veth = await run('ip', ['-batch', '-'], vethBatch(pid));
     if (veth.code !== 0) throw new LabError(`ip could not make the lab's veth pairs: ${veth.stderr.trim()}`);
     const batches = hostBatches();
-    const results = await Promise.all(HOST_NAMES.map((h) => run('nsenter', ['-t', String(pid[h]), '-n', '-m', 'sh', '-c', HOST_SETUP], batches[h])));
+    const results = await Promise.all(HOSTS.map((h) => run('nsenter', ['-t', String(pid[h]), '-n', '-m', 'sh', '-c', HOST_SETUP], batches[h])));
     const failed = results.find((r) => r.code !== 0);
     if (failed) throw new LabError(`could not configure the lab's interfaces: ${failed.stderr.trim()}`);
   }

@@ -7,9 +7,9 @@ import {
   HOST_SYSCTLS, LAB_PREFIX, hostBatches,
   type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
 } from '../backend.js';
+import { HOSTS } from '../../vocabulary.js';
 import { collect, findInPath, hasCapabilities, run, start } from '../process.js';
 
-const HOST_NAMES: HostName[] = ['client', 'firewall', 'server'];
 const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
 
 export const namespaceOf = (id: string, host: HostName): string => `${LAB_PREFIX}${id}-${host}`;
@@ -18,7 +18,7 @@ export const namespaceOf = (id: string, host: HostName): string => `${LAB_PREFIX
 export function namespacesBatch(id: string): string {
   const ns = (h: HostName) => namespaceOf(id, h);
   return [
-    ...HOST_NAMES.map((h) => `netns add ${ns(h)}`),
+    ...HOSTS.map((h) => `netns add ${ns(h)}`),
     // Both ends are made directly inside their namespaces: no name ever exists in the
     // host's own namespace, so parallel labs cannot collide and nothing leaks there.
     `link add eth0 netns ${ns('client')} type veth peer name eth0 netns ${ns('firewall')}`,
@@ -55,7 +55,7 @@ class NetnsLab implements Lab {
     this.downed ??= (async () => {
       for (const p of this.children) p.kill('SIGKILL');
       await Promise.all([...this.children].map((p) => p.exited));
-      await removeNamespaces(HOST_NAMES.map((h) => namespaceOf(this.id, h)));
+      await removeNamespaces(HOSTS.map((h) => namespaceOf(this.id, h)));
     })();
     return this.downed;
   }
@@ -112,7 +112,7 @@ export const netnsBackend: Backend = {
       if (root.code !== 0) throw new LabError(`ip could not make the lab's namespaces: ${root.stderr.trim()}`);
       const results = await Promise.all([
         ...Object.entries(hostBatches()).map(([h, batch]) => run('ip', ['-n', namespaceOf(id, h as HostName), '-batch', '-'], batch)),
-        ...HOST_NAMES.map((h) =>
+        ...HOSTS.map((h) =>
           run('nsenter', [`--net=/run/netns/${namespaceOf(id, h)}`, '--', 'sysctl', '-qw', ...Object.entries(HOST_SYSCTLS[h]).map(([k, v]) => `${k}=${v}`)]),
         ),
       ]);

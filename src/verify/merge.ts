@@ -1,8 +1,7 @@
 // The same segment crosses up to four capture points. Merged, it is one event on the
 // wire with the points that saw it, which is what a ladder shows and what the verifier
 // judges (who sent a RST is told by the first point of its path that saw it).
-import type { TcpPacket } from './packet.js';
-import type { CapturePoint } from '../verify/observations.js';
+import type { CapturePoint, TcpPacket } from '../vocabulary.js';
 
 /** Copies of one segment further apart than this are two segments (a retransmission). */
 export const MERGE_WINDOW_S = 0.05;

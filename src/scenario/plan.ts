@@ -1,0 +1,63 @@
+// A run's plan: what one run of a loaded scenario does (the steps of a variant, the
+// expectations it is judged by, the sysctls and rules of each host).
+import { InputError } from '../errors.js';
+import type { LoadedScenario } from './load.js';
+import { didYouMean } from './messages.js';
+import { CAUSE_VARIANT, type Expectation, type Step } from './schema.js';
+import { HOSTS, type CapturePoint, type Host } from '../vocabulary.js';
+
+export interface Plan {
+  file: string;
+  name: string;
+  summary: string;
+  explanation: string;
+  rfc: string[];
+  variant: string;
+  expectOf: string;
+  sysctls: Partial<Record<Host, Record<string, string | number>>>;
+  firewallRules: string[];
+  capture: CapturePoint[];
+  steps: { step: Step; line: number }[];
+  expect: { expectation: Expectation; line: number }[];
+}
+
+/** What one run does: the steps of `variant`, with the expectations of `expectOf` (default: the same variant). */
+export function planFor(s: LoadedScenario, variant: string, expectOf?: string): Plan {
+  const expectFrom = expectOf ?? variant;
+  for (const v of [variant, expectFrom]) {
+    if (!s.variants.includes(v)) {
+      throw new InputError(`unknown variant "${v}"${didYouMean(v, s.variants)}; ${s.scenario.name} has: ${s.variants.join(', ')}`, s.file);
+    }
+  }
+  const sc = s.scenario;
+  const variantDef = variant === CAUSE_VARIANT ? undefined : sc.variants[variant];
+
+  const sysctls: Plan['sysctls'] = {};
+  for (const host of HOSTS) {
+    const merged = { ...sc.sysctls?.[host], ...variantDef?.sysctls?.[host] };
+    if (Object.keys(merged).length > 0) sysctls[host] = merged;
+  }
+
+  const expectations = expectFrom === CAUSE_VARIANT ? sc.expect : sc.variants[expectFrom]!.expect;
+  const expectLines = s.lines.expect[expectFrom] ?? [];
+  return {
+    file: s.file,
+    name: sc.name,
+    summary: sc.summary,
+    explanation: sc.explanation,
+    rfc: sc.rfc ?? [],
+    variant,
+    expectOf: expectFrom,
+    sysctls,
+    firewallRules: sc.firewall?.rules ?? [],
+    capture: sc.capture,
+    steps: sc.steps.flatMap((step, i) => (runsIn(step, variant) ? [{ step, line: s.lines.steps[i] ?? 0 }] : [])),
+    expect: expectations.map((expectation, i) => ({ expectation, line: expectLines[i] ?? 0 })),
+  };
+}
+
+/** Whether a step runs in a variant: a step without `when` runs in all of them. */
+export function runsIn(step: Step, variant: string): boolean {
+  if (step.when === undefined) return true;
+  return typeof step.when === 'string' ? step.when === variant : step.when.includes(variant);
+}

@@ -4,7 +4,7 @@
 import type { Expectation, RstExpectation } from '../scenario/schema.js';
 import { formatPacket } from './format.js';
 import {
-  capturedPoints, connContext, connPorts, contextOf, describeRst, isRst, isSyn, isSynAck, onPorts, packetsAt, sameFlow, segmentKind,
+  connContext, connPorts, contextOf, describeRst, isRst, isSyn, isSynAck, onPorts, packetsAt, sameFlow, segmentKind,
   type PacketRef, type RstSighting,
 } from './sightings.js';
 import {
@@ -57,7 +57,7 @@ class FlowView {
   private readonly before: TcpPacket[];
 
   constructor(
-    private readonly obs: Observations,
+    obs: Observations,
     private readonly s: RstSighting,
   ) {
     const packets = packetsAt(obs, s.point);

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { TOPOLOGY, type HostName } from '../../src/vocabulary.js';
-import { CAPABILITIES, DIST_MOUNT, DOCKERFILE, IMAGE_FILES, SYSCTLS } from '../../src/lab/docker/docker-backend.js';
+import { CAPABILITIES, DIST_MOUNT, SYSCTLS } from '../../src/lab/docker/docker-backend.js';
+import { DOCKERFILE, IMAGE_FILES } from '../../src/lab/docker/image.js';
 
 // This file runs from dist/test/unit/; the compose file lives at the top of the source tree.
 const root = fileURLToPath(new URL('../../../', import.meta.url));

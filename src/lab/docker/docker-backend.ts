@@ -2,14 +2,9 @@
 // veth pairs moved into their network namespaces (the way containerlab wires its nodes),
 // so every lab has exactly the netns lab's interfaces, addresses and routes, parallel labs
 // cannot collide, and the host's Docker bridges and iptables rules never see lab traffic.
-// This is the only file in rstlab that imports dockerode.
-import { spawn as spawnChild } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+// Only this file and image.ts (for its types) import dockerode.
 import { constants as osConstants } from 'node:os';
-import { join, relative } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { PassThrough, type Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
@@ -20,6 +15,7 @@ import {
 } from '../backend.js';
 import { HOSTS } from '../../vocabulary.js';
 import { collect, findInPath, hasCapabilities, run } from '../process.js';
+import { buildImageIfMissing, messageOf, statusOf } from './image.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
@@ -27,25 +23,6 @@ const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const LAB_LABEL = 'rstlab.lab';
 /** Which lab host a container is. */
 export const HOST_LABEL = 'rstlab.host';
-/** Marks the images rstlab built (not rstlab.lab: image labels are inherited by containers). */
-export const IMAGE_LABEL = 'rstlab.image';
-
-/** The Dockerfile, relative to the project root (the build context, as in docker-compose.yml). */
-export const DOCKERFILE = 'lab/Dockerfile';
-/** Everything that goes into the image, relative to the project root: the lab files, and the
- * sources of the raw-socket addon and the nan headers it compiles with (never a host build
- * of it: that one is for the host's Node). Also what .dockerignore lets through. */
-export const IMAGE_FILES = [
-  DOCKERFILE, 'lab/package.json', 'lab/build-base-image.sh',
-  'node_modules/raw-socket/package.json', 'node_modules/raw-socket/index.js', 'node_modules/raw-socket/src',
-  'node_modules/nan',
-] as const;
-/** Images are tagged `rstlab-host:<hash of IMAGE_FILES>`: rebuilt only when what goes into them changes. */
-export const IMAGE_REPOSITORY = 'rstlab-host';
-/** The usual base image, and the one build-base-image.sh makes when no registry can be reached. */
-export const REGISTRY_BASE_IMAGE = 'debian:bookworm-slim';
-export const LOCAL_BASE_IMAGE = 'rstlab-base:bookworm';
-
 /** Only what the lab needs: interfaces, routes, iptables, ss -K (NET_ADMIN); tcpdump, raw-socket (NET_RAW). */
 export const CAPABILITIES = ['NET_ADMIN', 'NET_RAW'] as const;
 /** Set when each container is created: the same as every lab's (HOST_SYSCTLS). */
@@ -349,139 +326,9 @@ export class DockerBackend implements Backend {
 
   private async buildImageIfMissing(): Promise<string> {
     await this.reachDaemon();
-    const tag = `${IMAGE_REPOSITORY}:${await imageHash(this.root)}`;
-    if (await this.imageExists(tag)) return tag;
-    const started = Date.now();
-    const base = this.options.baseImage ?? (await this.findBaseImage());
-    this.log(`rstlab: building the lab image ${tag} on ${base} (first use; reused after)`);
-    const tail: string[] = [];
-    let lastLog = Date.now();
-    try {
-      const stream = await this.docker.buildImage(
-        { context: this.root, src: await imageFiles(this.root) },
-        { t: tag, dockerfile: DOCKERFILE, buildargs: { BASE: base }, labels: { [IMAGE_LABEL]: 'host' }, rm: true, forcerm: true },
-      );
-      await new Promise<void>((resolve, reject) => {
-        this.docker.modem.followProgress(
-          stream,
-          (err: Error | null) => (err ? reject(err) : resolve()),
-          (event: { stream?: string; error?: string; errorDetail?: { message?: string } }) => {
-            if (event.error) return reject(new Error(event.errorDetail?.message ?? event.error));
-            for (const line of (event.stream ?? '').replace(/\x1b\[[0-9;]*m/g, '').split('\n')) {
-              if (!line.trim()) continue;
-              remember(tail, line);
-              // One line per step; inside a long step (apt, npm), its latest output every 20 s.
-              if (/^Step \d+\/\d+ : /.test(line) || Date.now() - lastLog > 20_000) {
-                this.log(`rstlab:   ${/^Step /.test(line) ? '' : '  '}${oneLine(line)}`);
-                lastLog = Date.now();
-              }
-            }
-          },
-        );
-      });
-    } catch (e) {
-      throw new LabError(`building the lab image failed: ${messageOf(e)}\n${tail.join('\n')}`, 'fix lab/Dockerfile, or check that Debian\'s mirror and the npm registry are reachable');
-    }
-    this.log(`rstlab: lab image ${tag} built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    return tag;
-  }
-
-  /** The registry's bookworm-slim where it can be had; else a base made from Debian packages. */
-  private async findBaseImage(): Promise<string> {
-    if (await this.imageExists(REGISTRY_BASE_IMAGE)) return REGISTRY_BASE_IMAGE;
-    try {
-      const stream = await this.docker.pull(REGISTRY_BASE_IMAGE);
-      await new Promise<void>((resolve, reject) => this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
-      if (await this.imageExists(REGISTRY_BASE_IMAGE)) return REGISTRY_BASE_IMAGE;
-    } catch {
-      // no registry here: make the base from Debian packages below
-    }
-    if (await this.imageExists(LOCAL_BASE_IMAGE)) return LOCAL_BASE_IMAGE;
-    this.log(`rstlab: ${REGISTRY_BASE_IMAGE} cannot be pulled; building ${LOCAL_BASE_IMAGE} with debootstrap (a few minutes, once)`);
-    await runSummarized('sh', [join(this.root, 'lab/build-base-image.sh'), LOCAL_BASE_IMAGE], this.log).catch((e: unknown) => {
-      throw new LabError(`building the base image failed: ${messageOf(e)}`, 'apt-get install debootstrap, check that Debian\'s mirror is reachable, or set a base image that exists');
-    });
-    return LOCAL_BASE_IMAGE;
-  }
-
-  private async imageExists(name: string): Promise<boolean> {
-    try {
-      await this.docker.getImage(name).inspect();
-      return true;
-    } catch (e) {
-      if (statusOf(e) === 404) return false;
-      throw e;
-    }
+    return buildImageIfMissing(this.docker, this.root, this.log, this.options.baseImage);
   }
 }
 
 /** The docker backend with its defaults. */
 export const dockerBackend: Backend = new DockerBackend();
-
-/** Every file that goes into the image, relative to the root (a build context's tar lists files, not folders). */
-export async function imageFiles(root: string): Promise<string[]> {
-  return (await Promise.all(IMAGE_FILES.map((f) => filesUnder(root, f)))).flat().sort();
-}
-
-/** A short hash of everything that goes into the image (every file's path and content). */
-export async function imageHash(root: string): Promise<string> {
-  const h = createHash('sha256');
-  for (const f of await imageFiles(root)) {
-    h.update(`${f}\0`);
-    h.update(await readFile(join(root, f)));
-    h.update('\0');
-  }
-  return h.digest('hex').slice(0, 12);
-}
-
-async function filesUnder(root: string, path: string): Promise<string[]> {
-  const s = await stat(join(root, path)).catch(() => undefined);
-  if (!s) return [];
-  if (!s.isDirectory()) return [path];
-  const entries = await readdir(join(root, path));
-  return (await Promise.all(entries.map((e) => filesUnder(root, join(path, e))))).flat();
-}
-
-/**
- * Run a long host command, showing one line per step: debootstrap prints a line per
- * package ("I: Retrieving libc6 2.36", "I: Unpacking libc6..."); only a change of verb is shown.
- */
-async function runSummarized(cmd: string, args: string[], log: (line: string) => void): Promise<void> {
-  const child = spawnChild(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const tail: string[] = [];
-  let lastVerb = '';
-  const onLine = (line: string) => {
-    remember(tail, line);
-    const m = /^(?:I: )?(\S+)/.exec(line);
-    const verb = m?.[1] ?? '';
-    if (line.startsWith('W: ') || line.startsWith('E: ') || verb !== lastVerb) log(`rstlab:   ${line}`);
-    lastVerb = verb;
-  };
-  createInterface({ input: child.stdout }).on('line', onLine);
-  createInterface({ input: child.stderr }).on('line', onLine);
-  const code = await new Promise<number | null>((resolve) => {
-    child.once('error', () => resolve(127));
-    child.once('close', resolve);
-  });
-  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}\n${tail.join('\n')}`);
-}
-
-/** A build step as one short line (a RUN with a long package list would fill the screen). */
-function oneLine(line: string): string {
-  const s = line.replace(/\s+/g, ' ').trim();
-  return s.length > 100 ? `${s.slice(0, 99)}…` : s;
-}
-
-function remember(tail: string[], line: string): void {
-  tail.push(line.replace(/\x1b\[[0-9;]*m/g, ''));
-  if (tail.length > 30) tail.shift();
-}
-
-function statusOf(e: unknown): number | undefined {
-  return (e as { statusCode?: number }).statusCode;
-}
-
-function messageOf(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  return m.replace(/^\(HTTP code \d+\)[^-]*- /, '').trim();
-}

@@ -1,4 +1,4 @@
-// The exit codes of DESIGN.md, and the errors that carry them up to the CLI, the only
+// The exit codes of docs/DESIGN.md, and the errors that carry them up to the CLI, the only
 // place that calls process.exit.
 export const EXIT = { ok: 0, expectationFailed: 1, badInput: 2, labFailed: 3 } as const;
 

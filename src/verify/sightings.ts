@@ -170,7 +170,7 @@ function sightingOf(g: WireEvent, obs: Observations, captured: Set<CapturePoint>
   // The sender is the owner of the first capture point on the path that saw it: a packet
   // leaves its sender before any other point can see it. Where an earlier point was not
   // captured, that rule would credit whoever was watching; then the TTL decides, because
-  // the firewall's forwarding takes one off (DESIGN.md "Capture and verification").
+  // the firewall's forwarding takes one off (docs/DESIGN.md "Capture and verification").
   const blindBefore = path.slice(0, firstIndex).some((pt) => !captured.has(pt));
   let from: Host | undefined = POINT_HOST[point];
   let fromBy: RstSighting['fromBy'] = 'path';

@@ -6,9 +6,11 @@ import { EXIT, InputError, LabError } from '../errors.js';
 import { cleanupTraceInstances } from '../capture/kernel-resets.js';
 import { BACKENDS } from '../lab/backend.js';
 import { backendByName, backendName, cleanupBackends } from '../lab/backends.js';
-import { listScenarios } from '../scenario/load.js';
+import { listScenarios, loadScenario } from '../scenario/load.js';
+import { planFor } from '../scenario/plan.js';
+import { toolsFor } from '../lab/tools.js';
 import { handleSignals } from './signals.js';
-import { runCommand, scenariosDir, type RunCommandOptions } from './run.js';
+import { runCommand, scenarioFile, scenariosDir, type RunCommandOptions } from './run.js';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -86,11 +88,14 @@ async function main(argv: string[]): Promise<number> {
 
   program
     .command('check')
-    .description('check that this machine can build a lab')
+    .description('check that this machine can build a lab and has every tool the scenarios need (or one scenario, named)')
+    .argument('[scenario]', 'scenario name or file (default: every scenario in scenarios/)')
     .option('--backend <name>', BACKENDS.join(' or '), BACKENDS[0])
-    .action(async (opts: { backend: string }) => {
-      await (await backendByName(opts.backend)).check();
-      process.stdout.write(`the ${opts.backend} backend can build labs here\n`);
+    .action(async (scenario: string | undefined, opts: { backend: string }) => {
+      const loaded = scenario ? [await loadScenario(scenarioFile(scenario))] : await listScenarios(scenariosDir());
+      const plans = loaded.flatMap((s) => s.variants.map((v) => planFor(s, v)));
+      await (await backendByName(opts.backend)).check(toolsFor(plans));
+      process.stdout.write(`the ${opts.backend} backend can build labs here${scenario ? ` for ${scenario}` : ''}\n`);
     });
 
   try {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { EXIT, InputError } from '../errors.js';
 import { backendByName } from '../lab/backends.js';
 import type { Backend } from '../lab/backend.js';
+import { toolsFor } from '../lab/tools.js';
 import { junitXml, reportJson, writeReportJson } from '../report/json.js';
 import { renderRun } from '../report/text.js';
 import { AbortedError, abortable, runScenario, type RunResult } from '../run/runner.js';
@@ -91,7 +92,7 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
   let results: RunResult[];
   try {
     // check() may build the Docker image first: Ctrl-C must not wait for that
-    await abortable(backend.check(), signal);
+    await abortable(backend.check(toolsFor(plans)), signal);
     results = await runAll(plans, backend, opts, signal);
   } catch (e) {
     if (e instanceof AbortedError) return EXIT_INTERRUPTED;

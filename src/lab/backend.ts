@@ -3,6 +3,7 @@
 // host names are the vocabulary's (src/vocabulary.ts).
 import type { Readable, Writable } from 'node:stream';
 import { TOPOLOGY, type HostName } from '../vocabulary.js';
+import type { Tool } from './tools.js';
 
 export type { HostName };
 
@@ -82,8 +83,9 @@ export interface Lab extends AsyncDisposable {
 
 export interface Backend {
   readonly name: BackendName;
-  /** Throws LabError (exit 3) with what to install or how to run, when the lab cannot be built here. */
-  check(): Promise<void>;
+  /** Throws LabError (exit 3) with what to install or how to run, when the lab cannot be built here.
+   * `tools`: what the planned runs need beyond BASE_TOOLS (tools.ts toolsFor). */
+  check(tools?: readonly Tool[]): Promise<void>;
   /** Build a lab; on any failure, whatever was made is removed before the error is rethrown. */
   up(id: string): Promise<Lab>;
   /** Remove everything with the rstlab prefix / label that a killed run left behind; returns what it removed. */

@@ -11,6 +11,7 @@ import { startKernelResetTrace, type KernelResetTrace } from '../capture/kernel-
 import { InputError, LabError } from '../errors.js';
 import { newLabId, type Backend, type Lab } from '../lab/backend.js';
 import type { Plan } from '../scenario/plan.js';
+import { iptablesError, refusedRule, restoreText, ruleArgv } from '../scenario/iptables-rule.js';
 import type { Step } from '../scenario/schema.js';
 import { verify, type Verdict } from '../verify/verify.js';
 import { ADDRESS, HOSTS, type ConnEnd, type ConnObservation, type EndHost, type Host, type HostName, type Observations } from '../vocabulary.js';
@@ -213,6 +214,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
         await abortable(runStep(step, { lab, agents, connections, snapshots, signal: opts.signal }), opts.signal);
       } catch (e) {
         if (e instanceof AbortedError || e instanceof LabError) throw e;
+        if (e instanceof InputError) throw new InputError(e.message, plan.file, line);
         stepFailures.push({ line, message: `step ${step.do} failed: ${(e as Error).message}` });
         break;
       }
@@ -250,18 +252,14 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
   }
 }
 
-/** Load iptables rules in one go (iptables-restore --noflush), grouped per table. */
-async function iptablesRestore(lab: Lab, host: HostName, rules: string[], file: string): Promise<void> {
-  const tables = new Map<string, string[]>();
-  for (const rule of rules) {
-    const m = /^-t (\w+) (.*)$/.exec(rule);
-    const table = m ? m[1]! : 'filter';
-    tables.set(table, [...(tables.get(table) ?? []), m ? m[2]! : rule]);
-  }
-  const text = [...tables].map(([t, rs]) => `*${t}\n${rs.join('\n')}\nCOMMIT\n`).join('');
+/** Load the firewall's rules in one go (iptables-restore --noflush); a rule iptables refuses
+ * is bad input (exit 2), located at the rule in the scenario file. */
+async function iptablesRestore(lab: Lab, host: HostName, rules: Plan['firewallRules'], file: string): Promise<void> {
+  const { text, ruleOfLine } = restoreText(rules.map((r) => r.rule));
   const r = await lab.exec(host, ['iptables-restore', '-w', '--noflush'], text);
-  // The schema admits only rule-shaped text; iptables itself is the judge of the rest.
-  if (r.code !== 0) throw new InputError(`iptables-restore in ${host} refused the firewall rules: ${r.stderr.trim()}`, file);
+  if (r.code === 0) return;
+  const at = rules[refusedRule(r.stderr, ruleOfLine) ?? 0];
+  throw new InputError(`iptables-restore in ${host} refused this rule: ${iptablesError(r.stderr)}`, file, at?.line, at?.col);
 }
 
 interface StepContext {
@@ -314,9 +312,10 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
       await agents[step.host].request({ cmd: 'sysctl', name: step.name, value: step.value });
       return;
     case 'iptables': {
-      // argv, never a shell: the rule's words go to iptables as they are
-      const r = await lab.exec(step.host, ['iptables', '-w', ...step.rule.split(/\s+/)]);
-      if (r.code !== 0) throw new Error(`iptables ${step.rule}: ${r.stderr.trim()}`);
+      // argv, never a shell: the rule's words (quotes kept intact) go to iptables as they are.
+      // A rule iptables refuses is bad input, as it is in the firewall's ruleset (exit 2).
+      const r = await lab.exec(step.host, ['iptables', '-w', ...ruleArgv(step.rule)]);
+      if (r.code !== 0) throw new InputError(`iptables in ${step.host} refused this rule: ${iptablesError(r.stderr)}`);
       return;
     }
     case 'killSocket': {

@@ -18,8 +18,9 @@ export interface LoadedScenario {
   scenario: ScenarioFile;
   /** Every variant of the scenario, `cause` first, then the keys of `variants` in file order. */
   variants: string[];
-  /** Source lines: of each step (by index in `scenario.steps`), and of each expectation by variant. */
-  lines: { steps: number[]; expect: Record<string, number[]> };
+  /** Source lines: of each step (by index in `scenario.steps`), and of each expectation by variant;
+   * where each firewall rule is (by index in `scenario.firewall.rules`). */
+  lines: { steps: number[]; expect: Record<string, number[]>; rules: SourcePosition[] };
   /** Where a path of the parsed file is written (the nearest existing node for a missing one). */
   locate(path: SourcePath): SourcePosition;
 }
@@ -87,7 +88,11 @@ export function parseScenario(text: string, file: string): LoadedScenario {
     file,
     scenario,
     variants,
-    lines: { steps: scenario.steps.map((_, i) => lineOf(['steps', i])), expect: expectLines },
+    lines: {
+      steps: scenario.steps.map((_, i) => lineOf(['steps', i])),
+      expect: expectLines,
+      rules: (scenario.firewall?.rules ?? []).map((_, i) => locate(['firewall', 'rules', i])),
+    },
     locate: (path) => locate(path),
   };
 }

@@ -15,7 +15,8 @@ export interface Plan {
   variant: string;
   expectOf: string;
   sysctls: Partial<Record<Host, Record<string, string | number>>>;
-  firewallRules: string[];
+  /** The firewall's rules, each with where the scenario file writes it. */
+  firewallRules: { rule: string; line: number; col: number }[];
   capture: CapturePoint[];
   steps: { step: Step; line: number }[];
   expect: { expectation: Expectation; line: number }[];
@@ -49,7 +50,7 @@ export function planFor(s: LoadedScenario, variant: string, expectOf?: string): 
     variant,
     expectOf: expectFrom,
     sysctls,
-    firewallRules: sc.firewall?.rules ?? [],
+    firewallRules: (sc.firewall?.rules ?? []).map((rule, i) => ({ rule, line: s.lines.rules[i]?.line ?? 0, col: s.lines.rules[i]?.col ?? 1 })),
     capture: sc.capture,
     steps: sc.steps.flatMap((step, i) => (runsIn(step, variant) ? [{ step, line: s.lines.steps[i] ?? 0 }] : [])),
     expect: expectations.map((expectation, i) => ({ expectation, line: expectLines[i] ?? 0 })),

@@ -3,6 +3,7 @@
 // come from it, so they cannot drift apart.
 import { z } from 'zod';
 import { CAPTURE_POINTS, END_HOSTS, HOSTS, SEQ_RELATION, SEQ_RELATION_WORDS } from '../vocabulary.js';
+import { RULE_HEAD_TEXT, RULE_MAX_CHARS, ruleProblem } from './iptables-rule.js';
 
 /** The variant a scenario file describes at its top level: the one that shows the cause. */
 export const CAUSE_VARIANT = 'cause';
@@ -23,12 +24,23 @@ const sysctlValue = z.union([z.string(), z.number().int()]);
 const sysctls = z.record(sysctlName, sysctlValue);
 
 // An iptables rule as its arguments, e.g. "-A FORWARD -p tcp --dport 23 -j REJECT --reject-with tcp-reset".
-// It is split on white space and given to iptables as argv (never to a shell); --modprobe is
-// refused because it names a program for iptables to run.
+// An allowlist of what a rule may contain (iptables-rule.ts says why each part is there):
+// the rule is split into words (never given to a shell) and loaded as it is.
 export const iptablesRule = z
   .string()
-  .regex(/^(-t (filter|nat|mangle|raw) )?-[AIDF] [A-Za-z_-]+( |$)/, 'an iptables rule starting with -A, -I, -D or -F CHAIN (optionally after -t TABLE)')
-  .refine((r) => !/(^|\s)(--modprobe|-M)(=|\s|$)/.test(r), 'iptables --modprobe is not allowed (it runs a program)');
+  .superRefine((r, ctx) => {
+    const problem = ruleProblem(r);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .describe(
+    `${RULE_HEAD_TEXT}, given to iptables as its arguments (never to a shell). Words are separated by spaces; ` +
+      'a word is letters, digits and - _ . : / , ! = + @ %, or is quoted: "..." or \'...\' (printable ASCII, no expansion; ' +
+      'inside "..." a backslash escapes only \\" \\\\ and \\\' ), e.g. -m comment --comment "a b". A quote ends its word. ' +
+      'A word starting with - is an option, quoted or not: -x alone (no -ptcp) or --long-name[=value]. ' +
+      'Refused: -M, --modprobe and every abbreviation of it (it names a program to run); -t after the start; ' +
+      'a path as the value of -m, -j, -g or -p; a word starting with * : or #, or COMMIT (iptables-restore directives); ' +
+      `newlines and other control characters; over ${RULE_MAX_CHARS} characters.`,
+  );
 
 const when = z
   .union([id, z.array(id).min(1)])

@@ -196,7 +196,7 @@ describe('loadScenario and planFor: a good scenario', () => {
     const p = planFor(s, 'cause');
     expect(p).to.include({ file: goodFile, name: 'good-scenario', variant: 'cause', summary: s.scenario.summary });
     expect(p.rfc).to.deep.equal(['RFC 9293 3.10.4']);
-    expect(p.firewallRules).to.deep.equal(['-A FORWARD -p tcp --dport 23 -j REJECT --reject-with tcp-reset']);
+    expect(p.firewallRules).to.deep.equal([{ rule: '-A FORWARD -p tcp --dport 23 -j REJECT --reject-with tcp-reset', line: 17, col: 7 }]);
     expect(p.capture).to.deep.equal(['client', 'firewall-a', 'server']);
   });
 

@@ -16,6 +16,7 @@ import {
 import { HOSTS } from '../../vocabulary.js';
 import { collect, findInPath, hasCapabilities, run } from '../process.js';
 import { buildImageIfMissing, messageOf, statusOf } from './image.js';
+import { requireTools, type Tool } from '../tools.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
@@ -230,12 +231,11 @@ export class DockerBackend implements Backend {
     this.root = options.projectRoot ?? PROJECT_ROOT;
   }
 
-  async check(): Promise<void> {
+  async check(_tools?: readonly Tool[]): Promise<void> {
     await this.reachDaemon();
-    const missing = ['ip', 'nsenter'].filter((t) => !findInPath(t));
-    if (missing.length > 0) {
-      throw new LabError(`missing ${missing.join(', ')} on this machine`, 'install it: apt-get install iproute2 util-linux');
-    }
+    // This machine only wires the containers; the lab hosts' own tools (every one of
+    // tools.ts TOOL_PACKAGE) come with the image (lab/Dockerfile).
+    requireTools(['ip', 'nsenter'], ' on this machine');
     if (!hasCapabilities('NET_ADMIN', 'SYS_ADMIN')) {
       throw new LabError('the docker lab needs root to wire veth pairs into its containers', 'run as root, e.g. sudo npm run scenario -- NAME --backend docker');
     }

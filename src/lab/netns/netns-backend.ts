@@ -8,7 +8,8 @@ import {
   type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
 } from '../backend.js';
 import { HOSTS } from '../../vocabulary.js';
-import { collect, findInPath, hasCapabilities, run, start } from '../process.js';
+import { collect, hasCapabilities, run, start } from '../process.js';
+import { BASE_TOOLS, requireTools } from '../tools.js';
 
 const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
 
@@ -94,12 +95,9 @@ async function listNamespaces(): Promise<string[]> {
 export const netnsBackend: Backend = {
   name: 'netns',
 
-  async check() {
-    const missing = ['ip', 'nsenter', 'tcpdump', 'iptables'].filter((t) => !findInPath(t));
-    if (missing.length > 0) {
-      const pkgs = missing.map((t) => ({ ip: 'iproute2', nsenter: 'util-linux' })[t as 'ip'] ?? t);
-      throw new LabError(`missing ${missing.join(', ')}`, `install it: apt-get install ${[...new Set(pkgs)].join(' ')}`);
-    }
+  async check(tools = []) {
+    // Every program a run starts in a lab host is this machine's own.
+    requireTools([...BASE_TOOLS, ...tools]);
     if (!hasCapabilities('NET_ADMIN', 'SYS_ADMIN')) {
       throw new LabError('the netns lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)', 'run as root, e.g. sudo npm run scenario NAME');
     }

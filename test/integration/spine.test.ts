@@ -96,7 +96,7 @@ describe('the lab spine (netns)', function () {
     const file = fixture('scenarios/refused-rule.yaml');
     const r = await rstlab('run', file);
     expect(r.code, r.stdout + r.stderr).to.equal(2);
-    expect(r.stderr).to.contain(`${file}: iptables-restore in firewall refused the firewall rules`);
+    expect(r.stderr).to.contain(`${file}:7:7: iptables-restore in firewall refused this rule`);
     expectNothingLeft();
   });
 

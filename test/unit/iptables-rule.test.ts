@@ -6,46 +6,7 @@ import {
   iptablesError, iptablesSaveProblems, parseRule, refusedRule, restoreText, restoreWord, ruleArgv, ruleProblem, tokenize,
 } from '../../src/scenario/iptables-rule.js';
 import { parseScenario } from '../../src/scenario/load.js';
-
-/** Every known way past a --modprobe blacklist, and every way into iptables-restore's own lines. */
-export const BYPASSES: Record<string, string> = {
-  '-M/path (value attached)': '-A FORWARD -M/tmp/evil -j ACCEPT',
-  '-M /path': '-A FORWARD -M /tmp/evil -j ACCEPT',
-  '--mod /path (a prefix)': '-A FORWARD --mod /tmp/evil -j ACCEPT',
-  '--modprob=/path': '-A FORWARD --modprob=/tmp/evil -j ACCEPT',
-  '--modprobe=/path': '-A FORWARD -p tcp -j REJECT --modprobe=/tmp/evil',
-  '--m /path (shortest prefix)': '-A FORWARD --m /tmp/evil',
-  '-vM/path (a cluster)': '-A FORWARD -vM/tmp/evil -j ACCEPT',
-  '"-M/path" (quoted)': '-A FORWARD "-M/tmp/evil" -j ACCEPT',
-  "'--modprobe=/path' (quoted)": "-A FORWARD '--modprobe=/tmp/evil' -j ACCEPT",
-  'a newline injecting a *raw table': '-A FORWARD -j ACCEPT\nCOMMIT\n*raw\n-A PREROUTING -j DROP',
-  'a carriage return': '-A FORWARD -j ACCEPT\r*raw',
-  'a newline inside quotes': '-A FORWARD -m comment --comment "a\nCOMMIT" -j ACCEPT',
-  'COMMIT as a word': '-A FORWARD -j ACCEPT COMMIT',
-  'a word starting with *': '-A FORWARD -m comment --comment "*raw" -j ACCEPT',
-  'a word starting with :': '-A FORWARD -p tcp --dport :1024 -j ACCEPT',
-  'a word starting with #': '-A FORWARD -m comment --comment "#x" -j ACCEPT',
-  'NUL': '-A FORWARD -j ACCEPT\0',
-  'an escape character': '-A FORWARD -m comment --comment "\u001b[2J" -j ACCEPT',
-  'DEL': '-A FORWARD -j ACCEPT\u007f',
-  'a tab inside quotes': '-A FORWARD -m comment --comment "a\tb" -j ACCEPT',
-  'a shell separator': '-A FORWARD -j ACCEPT; reboot',
-  'a command substitution': '-A FORWARD -j $(reboot)',
-  'a backquote': '-A FORWARD -j `reboot`',
-  'a backslash outside quotes': '-A FORWARD -j ACC\\EPT',
-  'a path as the -m name': '-A FORWARD -m ../../../tmp/evil -j ACCEPT',
-  'a path as the --match= name': '-A FORWARD --match=/tmp/evil -j ACCEPT',
-  'a path as the -j name': '-A FORWARD -j /tmp/evil',
-  '-t after the start': '-A FORWARD -t raw -j ACCEPT',
-  '--table (abbreviated) after the start': '-A FORWARD --tab raw -j ACCEPT',
-  'a quote glued to what follows': '-A FORWARD -m comment --comment "a"b -j ACCEPT',
-  'an unclosed quote': '-A FORWARD -m comment --comment "a b -j ACCEPT',
-  'a backslash escaping anything else': '-A FORWARD -m comment --comment "a\\nb" -j ACCEPT',
-  'non-ASCII': '-A FORWARD -m comment --comment "café" -j ACCEPT',
-  'a rule too long': `-A FORWARD -m comment --comment "${'x'.repeat(1100)}" -j ACCEPT`,
-  'not a rule at all': 'rm -rf /',
-  'a table not allowed': '-t security -A INPUT -j ACCEPT',
-};
+import { BYPASSES } from '../iptables-bypasses.js';
 
 describe('iptables rules: the allowlist', () => {
   for (const [what, rule] of Object.entries(BYPASSES)) {

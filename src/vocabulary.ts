@@ -21,6 +21,9 @@ export type EndHost = (typeof END_HOSTS)[number];
 export const CAPTURE_POINTS = ['client', 'firewall-a', 'firewall-b', 'server'] as const;
 export type CapturePoint = (typeof CAPTURE_POINTS)[number];
 
+/** The variant a scenario file describes at its top level: the one that shows the cause. */
+export const CAUSE_VARIANT = 'cause';
+
 // ---------------------------------------------------------------------------------------
 // Addresses and topology
 

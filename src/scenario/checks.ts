@@ -1,9 +1,11 @@
 // Semantic checks: what the schema cannot see, because it needs the order of the steps or
 // names defined elsewhere in the file.
-import { didYouMean, pathText, type Problem, type SourcePath, type SourcePosition } from './messages.js';
+import { didYouMean } from './did-you-mean.js';
+import { pathText, type Problem, type SourcePath, type SourcePosition } from './messages.js';
 import { runsIn } from './plan.js';
-import { CAUSE_VARIANT, tagExpectation, type Expectation, type ScenarioFile } from './schema.js';
-import type { Host } from '../vocabulary.js';
+import { tagExpectation } from './expectation-kind.js';
+import type { Expectation, ScenarioFile } from './schema.js';
+import { CAUSE_VARIANT, type Host } from '../vocabulary.js';
 
 interface Conn {
   host: Host;

@@ -1,15 +1,15 @@
 // Scenario file → checked scenario. Nothing is started on bad input (docs/DESIGN.md), so
-// every mistake a scenario file can hold is found here and reported as file:line:col, the
-// form editors and terminals turn into a link. The parts: messages.ts turns zod issues and
-// YAML errors into located messages, checks.ts finds what the schema cannot see, plan.ts
-// makes a run's plan of a loaded scenario.
+// every mistake a scenario file can hold is found (parse.ts) and reported as
+// file:line:col, the form editors and terminals turn into a link. The parts: parse.ts
+// checks a file (messages.ts turns zod issues and YAML errors into located messages,
+// checks.ts finds what the schema cannot see), cache.ts remembers files that passed, and
+// plan.ts makes a run's plan of a loaded scenario.
 import { readFile, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import { InputError } from '../errors.js';
-import { checkScenario } from './checks.js';
-import { collect, issueProblems, pathText, rangeAt, yamlError, type Located, type Problem, type SourcePath, type SourcePosition } from './messages.js';
-import { CAUSE_VARIANT, Scenario, type ScenarioFile } from './schema.js';
+import { cachedCheck, rememberCheck } from './cache.js';
+import type { SourcePath, SourcePosition } from './messages.js';
+import type { ScenarioFile } from './schema.js';
 
 export type { SourcePath, SourcePosition };
 
@@ -22,7 +22,7 @@ export interface LoadedScenario {
    * where each firewall rule is (by index in `scenario.firewall.rules`). */
   lines: { steps: number[]; expect: Record<string, number[]>; rules: SourcePosition[] };
   /** Where a path of the parsed file is written (the nearest existing node for a missing one). */
-  locate(path: SourcePath): SourcePosition;
+  locate(path: SourcePath): Promise<SourcePosition>;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -35,66 +35,17 @@ export async function loadScenario(file: string): Promise<LoadedScenario> {
   } catch (err) {
     throw new InputError(`cannot read scenario file: ${(err as Error).message}`, file);
   }
-  return parseScenario(text, file);
+  // A file already checked by this very loader needs no YAML parser nor schema library:
+  // a run starts ~100 ms sooner (docs/DESIGN.md "Speed").
+  const cached = await cachedCheck(text);
+  if (cached) return { file, ...cached, locate: async (path) => (await parse(text, file)).locate(path) };
+  const loaded = await parse(text, file);
+  await rememberCheck(text, loaded);
+  return loaded;
 }
 
-/** Load from text already read; `file` is only used in messages. */
-export function parseScenario(text: string, file: string): LoadedScenario {
-  const lineCounter = new LineCounter();
-  // prettyErrors off: we locate errors ourselves, in the same file:line:col form as the rest.
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
-
-  if (doc.errors.length > 0) {
-    throw collect(file, doc.errors.map((e) => yamlError(doc, text, e.code, e.message, e.pos[0], at)));
-  }
-  if (doc.contents === null) {
-    throw new InputError('the file holds no scenario (expected a mapping with name, summary, explanation, steps, expect)', file, 1, 1);
-  }
-
-  let data: unknown;
-  try {
-    data = doc.toJS();
-  } catch (err) {
-    // e.g. an alias bomb: yaml refuses to expand too many aliases.
-    throw new InputError(`cannot read the YAML: ${(err as Error).message}`, file, 1, 1);
-  }
-
-  const locate = (path: SourcePath, part: 'value' | 'key' = 'value'): SourcePosition => {
-    const range = rangeAt(doc, path, part);
-    return range === undefined ? { line: 1, col: 1 } : at(range);
-  };
-  const place = (problems: Problem[]): Located[] =>
-    problems.map((p) => ({ ...locate(p.path, p.at), message: `${pathText(p.path)}: ${p.message}` }));
-
-  const parsed = Scenario.safeParse(data);
-  if (!parsed.success) {
-    throw collect(file, place(issueProblems(parsed.error.issues, [], data)));
-  }
-  const scenario = parsed.data;
-  const variants = [CAUSE_VARIANT, ...Object.keys(scenario.variants)];
-
-  const semantic = checkScenario(scenario, variants, locate);
-  if (semantic.length > 0) throw collect(file, place(semantic));
-
-  const lineOf = (path: SourcePath) => locate(path).line;
-  const expectLines: Record<string, number[]> = {
-    [CAUSE_VARIANT]: scenario.expect.map((_, i) => lineOf(['expect', i])),
-  };
-  for (const [name, v] of Object.entries(scenario.variants)) {
-    expectLines[name] = v.expect.map((_, i) => lineOf(['variants', name, 'expect', i]));
-  }
-  return {
-    file,
-    scenario,
-    variants,
-    lines: {
-      steps: scenario.steps.map((_, i) => lineOf(['steps', i])),
-      expect: expectLines,
-      rules: (scenario.firewall?.rules ?? []).map((_, i) => locate(['firewall', 'rules', i])),
-    },
-    locate: (path) => locate(path),
-  };
+async function parse(text: string, file: string): Promise<LoadedScenario> {
+  return (await import('./parse.js')).parseScenario(text, file);
 }
 
 /** Every *.yaml in a folder, sorted by name; each file must be named after its `name:`. */
@@ -111,7 +62,7 @@ export async function listScenarios(dir: string): Promise<LoadedScenario[]> {
     const expected = basename(n, '.yaml');
     if (s.scenario.name !== expected) {
       // The CLI finds a scenario by file name, reports and run folders use `name:`; they must agree.
-      const { line, col } = s.locate(['name']);
+      const { line, col } = await s.locate(['name']);
       throw new InputError(`name: "${s.scenario.name}" does not match the file name; expected "${expected}"`, s.file, line, col);
     }
     loaded.push(s);

@@ -4,6 +4,7 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '../errors.js';
+import { didYouMean } from './did-you-mean.js';
 import { Expectation, Scenario, Step } from './schema.js';
 
 export type SourcePath = readonly (string | number)[];
@@ -343,30 +344,4 @@ function connEndsNote(data: unknown, stepPath: SourcePath): string {
   const connect = steps.find((s) => s?.do === 'connect' && s?.id === conn) as { host?: unknown; to?: unknown } | undefined;
   if (!connect) return '';
   return ` (a step on connection "${conn}" runs on one of its ends: ${String(connect.host)} or ${String(connect.to)})`;
-}
-
-export function didYouMean(word: string, candidates: readonly string[]): string {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = c.toLowerCase() === word.toLowerCase() ? 0 : editDistance(word, c);
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  // Close enough to be a typo, not just another short word.
-  const limit = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
-  return best !== undefined && best !== word && bestDistance <= limit ? ` (did you mean "${best}"?)` : '';
-}
-
-function editDistance(a: string, b: string): number {
-  // Damerau (optimal string alignment): a swapped pair of letters is one typo, not two.
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
-    }
-  }
-  return d[a.length]![b.length]!;
 }

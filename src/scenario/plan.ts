@@ -2,9 +2,9 @@
 // expectations it is judged by, the sysctls and rules of each host).
 import { InputError } from '../errors.js';
 import type { LoadedScenario } from './load.js';
-import { didYouMean } from './messages.js';
-import { CAUSE_VARIANT, type Expectation, type Step } from './schema.js';
-import { HOSTS, type CapturePoint, type Host } from '../vocabulary.js';
+import { didYouMean } from './did-you-mean.js';
+import type { Expectation, Step } from './schema.js';
+import { CAUSE_VARIANT, HOSTS, type CapturePoint, type Host } from '../vocabulary.js';
 
 export interface Plan {
   file: string;

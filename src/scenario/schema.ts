@@ -5,9 +5,6 @@ import { z } from 'zod';
 import { CAPTURE_POINTS, END_HOSTS, HOSTS, SEQ_RELATION, SEQ_RELATION_WORDS } from '../vocabulary.js';
 import { RULE_HEAD_TEXT, RULE_MAX_CHARS, ruleProblem } from './iptables-rule.js';
 
-/** The variant a scenario file describes at its top level: the one that shows the cause. */
-export const CAUSE_VARIANT = 'cause';
-
 const host = z.enum(HOSTS);
 const endHost = z.enum(END_HOSTS);
 const capturePoint = z.enum(CAPTURE_POINTS);
@@ -179,26 +176,3 @@ export const Scenario = z.strictObject({
   variants: z.record(id, Variant).default({}),
 });
 export type ScenarioFile = z.infer<typeof Scenario>;
-
-/** An expectation tagged with its kind, so that a switch over the kinds can be exhaustive. */
-export type TaggedExpectation =
-  | { kind: 'rst'; rst: RstExpectation }
-  | { kind: 'noRst' }
-  | { kind: 'app'; app: Extract<Expectation, { app: unknown }>['app'] }
-  | { kind: 'counter'; counter: Extract<Expectation, { counter: unknown }>['counter'] }
-  | { kind: 'sockets'; sockets: Extract<Expectation, { sockets: unknown }>['sockets'] };
-
-/**
- * The schema's expectations are keyed objects ({ rst: ... }); this tags them so that every
- * dispatch on them (the checks, the verifier) ends in a `never` case. Adding a kind to the
- * schema breaks the build here, and then at each dispatch, until it is handled.
- */
-export function tagExpectation(e: Expectation): TaggedExpectation {
-  if ('rst' in e) return { kind: 'rst', rst: e.rst };
-  if ('noRst' in e) return { kind: 'noRst' };
-  if ('app' in e) return { kind: 'app', app: e.app };
-  if ('counter' in e) return { kind: 'counter', counter: e.counter };
-  if ('sockets' in e) return { kind: 'sockets', sockets: e.sockets };
-  const unreachable: never = e;
-  throw new Error(`unknown expectation ${JSON.stringify(unreachable)}`);
-}

@@ -5,7 +5,8 @@
 // is then matched against the sightings (judge.ts), and every sighting no expectation
 // claimed is a failure of its own: a scenario proves that exactly the expected RSTs
 // appeared, not merely that one of them did.
-import { tagExpectation, type Expectation } from '../scenario/schema.js';
+import { tagExpectation } from '../scenario/expectation-kind.js';
+import type { Expectation } from '../scenario/schema.js';
 import { judgeApp, judgeCounter, judgeNoRst, judgeRst, judgeSockets, type Result } from './judge.js';
 import { capturedPoints, contextOf, describeRst, rstSightings, type RstSighting, type VerifyOptions } from './sightings.js';
 import type { Observations } from '../vocabulary.js';

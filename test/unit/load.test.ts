@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../../src/errors.js';
-import { listScenarios, loadScenario, parseScenario, type LoadedScenario } from '../../src/scenario/load.js';
+import { listScenarios, loadScenario, type LoadedScenario } from '../../src/scenario/load.js';
+import { parseScenario } from '../../src/scenario/parse.js';
 import { planFor } from '../../src/scenario/plan.js';
 import { Step } from '../../src/scenario/schema.js';
 import { scenarioJsonSchema } from '../../src/scenario/write-json-schema.js';
@@ -205,9 +206,9 @@ describe('loadScenario and planFor: a good scenario', () => {
     expect(() => planFor(s, 'cause', 'nope')).to.throw(InputError, /unknown variant "nope"/);
   });
 
-  it('locates any path of the file', () => {
-    expect(s.locate(['steps', 2, 'port'])).to.deep.equal({ line: 33, col: 11 });
-    expect(s.locate(['variants', 'control', 'expect', 2])).to.deep.equal({ line: 111, col: 9 });
+  it('locates any path of the file', async () => {
+    expect(await s.locate(['steps', 2, 'port'])).to.deep.equal({ line: 33, col: 11 });
+    expect(await s.locate(['variants', 'control', 'expect', 2])).to.deep.equal({ line: 111, col: 9 });
   });
 });
 

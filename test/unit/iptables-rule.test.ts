@@ -5,7 +5,7 @@ import { InputError } from '../../src/errors.js';
 import {
   iptablesError, iptablesSaveProblems, parseRule, refusedRule, restoreText, restoreWord, ruleArgv, ruleProblem, tokenize,
 } from '../../src/scenario/iptables-rule.js';
-import { parseScenario } from '../../src/scenario/load.js';
+import { parseScenario } from '../../src/scenario/parse.js';
 import { BYPASSES } from '../iptables-bypasses.js';
 
 describe('iptables rules: the allowlist', () => {

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BASE_TOOLS, TOOL_PACKAGE, toolsFor } from '../../src/lab/tools.js';
-import { parseScenario } from '../../src/scenario/load.js';
+import { parseScenario } from '../../src/scenario/parse.js';
 import { planFor } from '../../src/scenario/plan.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));

@@ -15,7 +15,7 @@ import {
 } from '../backend.js';
 import { HOSTS } from '../../vocabulary.js';
 import { collect, findInPath, hasCapabilities, run } from '../process.js';
-import { buildImageIfMissing, messageOf, statusOf } from './image.js';
+import { ensureImage, messageOf, statusOf } from './image.js';
 import { requireTools, type Tool } from '../tools.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -42,6 +42,8 @@ export interface DockerBackendOptions {
   projectRoot?: string;
   /** Use this base image instead of finding or building one. */
   baseImage?: string;
+  /** Tag the lab image in this repository instead of rstlab-host, built without Docker's cache (tests). */
+  imageRepository?: string;
   docker?: Docker;
 }
 
@@ -324,9 +326,13 @@ export class DockerBackend implements Backend {
     return this.image;
   }
 
-  private async buildImageIfMissing(): Promise<string> {
-    await this.reachDaemon();
-    return buildImageIfMissing(this.docker, this.root, this.log, this.options.baseImage);
+  private buildImageIfMissing(): Promise<string> {
+    const o = this.options;
+    return ensureImage({
+      docker: this.docker, root: this.root, log: this.log, reachDaemon: () => this.reachDaemon(),
+      ...(o.baseImage ? { baseImage: o.baseImage } : {}),
+      ...(o.imageRepository ? { repository: o.imageRepository, noCache: true } : {}),
+    });
   }
 }
 

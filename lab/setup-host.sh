@@ -2,9 +2,15 @@
 # Installs what rstlab needs on the host, from the distribution's packages (Debian/Ubuntu):
 # iproute2 (ip, netns, veth), iptables, tcpdump, conntrack, util-linux (nsenter), procps
 # (sysctl, pgrep), and for the Docker backend docker.io and debootstrap; then starts the
-# Docker daemon if none is running. Needs root. Changes nothing of the host's network.
+# Docker daemon if none is running. Changes nothing of the host's network.
+#
+# Run it as root (`bash lab/setup-host.sh`: a minimal Debian machine has no sudo), or as a
+# user with sudo, which it then uses for itself; there is no sudo in the line to type.
 set -euo pipefail
-[ "$(id -u)" = 0 ] || { echo "setup-host: run as root (sudo bash lab/setup-host.sh)" >&2; exit 3; }
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "setup-host: needs root: run it as root (su -c 'bash lab/setup-host.sh')" >&2; exit 3; }
+  exec sudo bash "$0" "$@"
+fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \

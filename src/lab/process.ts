@@ -36,13 +36,13 @@ export async function collect(p: LabProcess, stdin?: string): Promise<ExecResult
  * nothing of ours (NODE_EXTRA_CA_CERTS alone costs an agent most of a second to start). */
 export const LAB_ENV: NodeJS.ProcessEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
 
-export function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = LAB_ENV): LabProcess {
+export function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = LAB_ENV): LabProcess & { pid: number | undefined } {
   const child: ChildProcessWithoutNullStreams = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
     child.once('error', () => resolve({ code: 127, signal: null }));
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
-  return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited, kill: (s = 'SIGTERM') => void child.kill(s) };
+  return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited, kill: (s = 'SIGTERM') => void child.kill(s), pid: child.pid };
 }
 
 /** Run a program on the host machine (not in a lab host) to its end. */

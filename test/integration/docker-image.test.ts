@@ -38,6 +38,10 @@ describe('the docker lab image', function () {
         expect(addon.code, `${h}: ${addon.stderr}`).to.equal(0);
         expect(addon.stdout.trim(), `${h}: node ABI`).to.equal(process.versions.modules);
       }
+      // A lab process has the container's capabilities, not ours: NET_ADMIN (12), no SYS_ADMIN (21).
+      const caps = await lab.exec('client', ['sh', '-c', 'grep CapEff /proc/self/status']);
+      const eff = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(caps.stdout)?.[1] ?? '0'}`);
+      expect([(eff >> 12n) & 1n, (eff >> 21n) & 1n], caps.stdout).to.deep.equal([1n, 0n]);
       // And the agent itself starts there and answers (its first line is a ready event).
       const agent = lab.spawn('client', lab.agentArgv('client'));
       const first = await new Promise<string>((resolve, reject) => {

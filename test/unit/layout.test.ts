@@ -90,31 +90,6 @@ function hostListCount(files: Files): number {
   return n;
 }
 
-/** What the agent loads at run time, from its compiled entry, transitively: every module outside the allowed set. */
-function agentLoads(files: Files, entry: string, allowed: (spec: string, file: string | undefined) => boolean): string[] {
-  const bad: string[] = [];
-  const seen = new Set<string>();
-  const visit = (f: string): void => {
-    if (seen.has(f)) return;
-    seen.add(f);
-    const text = files.get(f);
-    if (text === undefined) {
-      bad.push(`${f} (not found)`);
-      return;
-    }
-    for (const spec of specifiers(text)) {
-      const target = spec.startsWith('.') ? resolveIn(f, spec, '.js') : undefined;
-      if (!allowed(spec, target)) bad.push(`${f} loads ${spec}`);
-      else if (target !== undefined) visit(target);
-    }
-  };
-  visit(entry);
-  return bad;
-}
-
-const agentAllowed = (spec: string, file: string | undefined): boolean =>
-  spec.startsWith('node:') || spec === 'raw-socket' || (file !== undefined && (file.startsWith('agent/') || file === 'vocabulary.js'));
-
 describe('layout', () => {
   const src = readTree(SRC, '.ts');
 
@@ -146,18 +121,6 @@ describe('layout', () => {
     const bad: Files = new Map([['run/r.ts', "const HOSTS: Host[] = ['server', 'client', 'firewall'];\nz.enum(['client', 'server'])"]]);
     expect(hostListCount(bad)).to.equal(1);
     expect(vocabularyOutside(bad, 'vocabulary.ts')).to.deep.equal(['run/r.ts: [server, client, firewall]', 'run/r.ts: [client, server]']);
-  });
-
-  it('has the agent load only Node built-ins, raw-socket, its own files and the vocabulary', () => {
-    const dist = readTree(join(ROOT, 'dist', 'src'), '.js');
-    expect(dist.has('agent/main.js'), 'dist/src/agent/main.js (run npm run build)').to.equal(true);
-    expect(agentLoads(dist, 'agent/main.js', agentAllowed)).to.deep.equal([]);
-    const bad: Files = new Map([
-      ['agent/main.js', "import { a } from './a.js';\nimport net from 'node:net';"],
-      ['agent/a.js', "import { z } from 'zod';\nimport { TOPOLOGY } from '../vocabulary.js';\nconst r = require('raw-socket');"],
-      ['vocabulary.js', "import { x } from './lab/backend.js';"],
-    ]);
-    expect(agentLoads(bad, 'agent/main.js', agentAllowed)).to.deep.equal(['agent/a.js loads zod', 'vocabulary.js loads ./lab/backend.js']);
   });
 
   it('keeps the vocabulary free of imports, so that everything (the agent too) may import it', () => {

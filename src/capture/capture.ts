@@ -2,7 +2,7 @@
 import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import type { Lab } from '../lab/backend.js';
-import { LabError } from '../errors.js';
+import { DeadlineError, LabBrokeError, withDeadline } from '../errors.js';
 import { CAPTURE_INTERFACE, type CapturePoint } from '../vocabulary.js';
 
 export interface Capture {
@@ -12,24 +12,45 @@ export interface Capture {
   stop(): Promise<void>;
 }
 
+/** tcpdump says "listening on" within tens of ms; 5 s is a machine in trouble. */
+export const CAPTURE_READY_MS = 5_000;
+
+/** The capture program: tcpdump from the lab host's PATH, or the program RSTLAB_TCPDUMP
+ * names (a path as the lab host sees it: on netns, the machine's own file system). */
+export function tcpdumpProgram(env: NodeJS.ProcessEnv = process.env): string {
+  return env.RSTLAB_TCPDUMP || 'tcpdump';
+}
+
 /** Start tcpdump and resolve once it is really capturing (it says "listening on" after
  * the capture socket is bound and the filter attached). */
-export async function startCapture(lab: Lab, point: CapturePoint, file: string): Promise<Capture> {
+export async function startCapture(lab: Lab, point: CapturePoint, file: string, readyMs = CAPTURE_READY_MS): Promise<Capture> {
   const { host, iface } = CAPTURE_INTERFACE[point];
   // --immediate-mode -U: hand over each packet at once (without it the pcaps came out
   // empty here); -Z root: do not drop privileges, the output is a pipe anyway.
-  const proc = lab.spawn(host, ['tcpdump', '-i', iface, '-nn', '-s', '256', '--immediate-mode', '-U', '-Z', 'root', '-w', '-', 'tcp']);
+  const proc = lab.spawn(host, [tcpdumpProgram(), '-i', iface, '-nn', '-s', '256', '--immediate-mode', '-U', '-Z', 'root', '-w', '-', 'tcp']);
   const out = createWriteStream(file);
   proc.stdout.pipe(out);
   const written = finished(out);
   let stderr = '';
-  await new Promise<void>((resolve, reject) => {
+  const listening = new Promise<void>((resolve, reject) => {
     proc.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
+      stderr = (stderr + d).slice(-4000);
       if (stderr.includes('listening on')) resolve();
     });
-    void proc.exited.then(({ code }) => reject(new LabError(`tcpdump on ${point} ended before capturing (exit ${code}): ${stderr.trim()}`)));
+    void proc.exited.then(({ code, signal }) =>
+      reject(new LabBrokeError(`tcpdump on capture point ${point} ended before capturing (${signal ?? `exit ${code}`}): ${stderr.trim() || 'no output'}`)),
+    );
   });
+  try {
+    await withDeadline(listening, readyMs, `tcpdump on capture point ${point} to report "listening on"`);
+  } catch (e) {
+    proc.kill('SIGKILL');
+    await proc.exited;
+    if (e instanceof DeadlineError) {
+      throw new LabBrokeError(`tcpdump on capture point ${point} (${host} ${iface}) did not report "listening on" within ${readyMs} ms${stderr.trim() ? `: ${stderr.trim()}` : ''}`);
+    }
+    throw e;
+  }
   return {
     point,
     file,
@@ -39,7 +60,8 @@ export async function startCapture(lab: Lab, point: CapturePoint, file: string):
       const timer = setTimeout(() => proc.kill('SIGKILL'), 2000);
       await proc.exited;
       clearTimeout(timer);
-      await written;
+      // the pipe closes with the process; the file is flushed soon after
+      await withDeadline(written, 5_000, `the pcap of ${point} to be written`);
     },
   };
 }

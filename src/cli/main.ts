@@ -2,7 +2,7 @@
 // The rstlab command: argv → options → library calls → output and exit code.
 // The only place that calls process.exit.
 import { Command, InvalidArgumentError } from 'commander';
-import { EXIT, InputError, LabError } from '../errors.js';
+import { EXIT, InputError, LabBrokeError, LabError, REPORT_AT } from '../errors.js';
 import { cleanupTraceInstances } from '../capture/kernel-resets.js';
 import { BACKENDS } from '../lab/backend.js';
 import { backendByName, backendName, cleanupBackends } from '../lab/backends.js';
@@ -18,23 +18,52 @@ function positiveInt(v: string): number {
   return n;
 }
 
+/** --debug or RSTLAB_DEBUG=1: an internal error shows its stack. */
+let debug = process.env.RSTLAB_DEBUG === '1';
+
+/** What a user sees of an error: one located line (a broken agent adds its stderr lines),
+ * never a stack trace unless asked for. */
 function exitCodeOf(e: unknown): number {
   if (e instanceof InputError) {
     process.stderr.write(`rstlab: ${e.located()}\n`);
+    return e.exitCode;
+  }
+  if (e instanceof LabBrokeError) {
+    process.stderr.write(`rstlab: ${e.message}${e.hint ? ` — ${e.hint}` : ''}\n`);
     return e.exitCode;
   }
   if (e instanceof LabError) {
     process.stderr.write(`rstlab: the lab could not be built: ${e.message}${e.hint ? ` — ${e.hint}` : ''}\n`);
     return e.exitCode;
   }
-  process.stderr.write(`rstlab: ${(e as Error).stack ?? String(e)}\n`);
-  return EXIT.labFailed;
+  return internalError(e);
 }
+
+/** A bug of rstlab's own: one line and EX_SOFTWARE (sysexits.h), the stack with --debug. */
+function internalError(e: unknown): number {
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`rstlab: internal error: ${message.split('\n')[0]} (please report it at ${REPORT_AT}, with the output of --debug)\n`);
+  if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  return EXIT.internal;
+}
+
+// An exception no code path expected (a throw in an event handler): the run is stopped
+// through the same signal as Ctrl-C, so its lab still comes down, and the exit says
+// "internal error" instead of Node's stack trace.
+let uncaught: unknown;
+const stopAll = new AbortController();
+const onUncaught = (e: unknown) => {
+  if (uncaught === undefined) uncaught = e;
+  stopAll.abort();
+};
+process.on('uncaughtException', onUncaught);
+process.on('unhandledRejection', onUncaught);
 
 async function main(argv: string[]): Promise<number> {
   const program = new Command()
     .name('rstlab')
     .description('Make each cause of a TCP reset happen in a real lab, and prove it from packet captures.')
+    .option('--debug', 'show the stack of an internal error (also RSTLAB_DEBUG=1)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -53,15 +82,23 @@ async function main(argv: string[]): Promise<number> {
     .option('--junit <file>', 'also write a JUnit XML report')
     .option('--runs-dir <dir>', 'where run folders go', 'runs')
     .option('--no-trace', 'do not record kernel RST reasons from tracefs')
-    .action(async (scenario: string | undefined, opts: RunCommandOptions) => {
+    .action(async (scenario: string | undefined, opts: RunCommandOptions, cmd: Command) => {
       if (!scenario && !opts.all) throw new InputError('name a scenario (rstlab list shows them) or use --all');
+      if (opts.all) {
+        // --all runs every scenario and every variant: naming one as well is a contradiction
+        const named = [scenario && `a scenario name (${scenario})`, cmd.getOptionValueSource('variant') === 'cli' && '--variant', opts.expectOf && '--expect-of'].filter(Boolean);
+        if (named.length > 0) throw new InputError(`--all runs every scenario and variant; it cannot be combined with ${named.join(', ')}`);
+      }
       backendName(opts.backend);
       const controller = new AbortController();
+      const onUncaughtStop = () => controller.abort();
+      stopAll.signal.addEventListener('abort', onUncaughtStop, { once: true });
       const release = handleSignals(process, controller, (s) => process.stderr.write(`\nrstlab: ${s}: stopping, taking the lab down…\n`));
       try {
         code = await runCommand(scenario, opts, controller.signal);
       } finally {
         release();
+        stopAll.signal.removeEventListener('abort', onUncaughtStop);
       }
     });
 
@@ -98,6 +135,10 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`the ${opts.backend} backend can build labs here${scenario ? ` for ${scenario}` : ''}\n`);
     });
 
+  program.hook('preAction', () => {
+    if (program.opts<{ debug?: boolean }>().debug) debug = true;
+  });
+
   try {
     await program.parseAsync(argv);
   } catch (e) {
@@ -105,8 +146,10 @@ async function main(argv: string[]): Promise<number> {
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
       return ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' || ce.code === 'commander.help' ? EXIT.ok : EXIT.badInput;
     }
+    if (uncaught !== undefined) return internalError(uncaught);
     return exitCodeOf(e);
   }
+  if (uncaught !== undefined) return internalError(uncaught);
   return code;
 }
 

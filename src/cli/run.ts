@@ -1,16 +1,16 @@
 // `rstlab run`: one scenario with its report, or --all of them in a pool of labs with a
 // summary table.
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { EXIT, InputError } from '../errors.js';
+import { AbortedError, abortable, EXIT, InputError } from '../errors.js';
 import { backendByName } from '../lab/backends.js';
 import type { Backend } from '../lab/backend.js';
 import { toolsFor } from '../lab/tools.js';
-import { junitXml, reportJson, writeReportJson } from '../report/json.js';
+import { junitXml, reportJson, writeFileAtomically, writeReportJson } from '../report/json.js';
 import { renderRun } from '../report/text.js';
-import { AbortedError, abortable, runScenario, type RunResult } from '../run/runner.js';
+import { checkOutputFile, checkRunsDir, checkSysctls } from '../run/preflight.js';
+import { runScenario, type RunResult } from '../run/runner.js';
 import { listScenarios, loadScenario } from '../scenario/load.js';
 import { planFor, type Plan } from '../scenario/plan.js';
 
@@ -27,7 +27,7 @@ export interface RunCommandOptions {
 }
 
 /** Exit code of an interrupted run (128 + SIGINT), after the lab is down. */
-export const EXIT_INTERRUPTED = 130;
+export const EXIT_INTERRUPTED = EXIT.interrupted;
 
 export function scenariosDir(): string {
   return fileURLToPath(new URL('../../../scenarios/', import.meta.url));
@@ -46,24 +46,46 @@ function failureText(r: RunResult): string | undefined {
   return failed.map((x) => `${r.plan.file}:${x.line} ${x.summary}${x.detail ? `\n${x.detail}` : ''}`).join('\n');
 }
 
+/**
+ * Run the plans in a pool of `jobs` labs. The first error (not a failed expectation: a lab
+ * that broke, an internal error) stops the other workers, and every worker's lab is down
+ * before this returns or throws: Ctrl-C or an error never leaves a lab behind a worker
+ * that was still tearing down.
+ */
 async function runAll(plans: Plan[], backend: Backend, opts: RunCommandOptions, signal: AbortSignal): Promise<RunResult[]> {
   const results: RunResult[] = new Array(plans.length);
+  const pool = new AbortController();
+  const onSignal = () => pool.abort();
+  if (signal.aborted) pool.abort();
+  signal.addEventListener('abort', onSignal, { once: true });
+  let firstError: unknown;
   let next = 0;
   let done = 0;
   const worker = async () => {
-    while (next < plans.length && !signal.aborted) {
+    while (next < plans.length && !pool.signal.aborted) {
       const i = next++;
       const plan = plans[i]!;
-      const r = await runScenario(plan, { backend, runsDir: opts.runsDir, signal, traceResets: opts.trace });
-      await writeReportJson(r);
-      results[i] = r;
-      done++;
-      const verdict = r.verdict.passed ? 'PASS' : 'FAIL';
-      if (plans.length > 1) process.stderr.write(`[${done}/${plans.length}] ${verdict} ${plan.name} ${plan.variant} (${(r.timings.total / 1000).toFixed(1)} s)\n`);
+      try {
+        const r = await runScenario(plan, { backend, runsDir: opts.runsDir, signal: pool.signal, traceResets: opts.trace });
+        await writeReportJson(r);
+        results[i] = r;
+        done++;
+        const verdict = r.verdict.passed ? 'PASS' : 'FAIL';
+        if (plans.length > 1) process.stderr.write(`[${done}/${plans.length}] ${verdict} ${plan.name} ${plan.variant} (${(r.timings.total / 1000).toFixed(1)} s)\n`);
+      } catch (e) {
+        // the runs this stops end with AbortedError: only the first real error counts
+        if (!(e instanceof AbortedError) && firstError === undefined) {
+          firstError = e;
+          if (plans.length > 1) process.stderr.write(`rstlab: ${plan.name} ${plan.variant} broke: stopping the other runs, taking their labs down…\n`);
+        }
+        pool.abort();
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(opts.jobs, plans.length) }, worker));
+  await Promise.allSettled(Array.from({ length: Math.min(opts.jobs, plans.length) }, worker));
+  signal.removeEventListener('abort', onSignal);
   if (signal.aborted) throw new AbortedError();
+  if (firstError !== undefined) throw firstError;
   return results;
 }
 
@@ -82,12 +104,15 @@ function summaryTable(results: RunResult[]): string {
 export async function runCommand(scenario: string | undefined, opts: RunCommandOptions, signal: AbortSignal): Promise<number> {
   // Everything is read and checked before any lab is built.
   let plans: Plan[];
+  const loaded = opts.all ? await listScenarios(scenariosDir()) : [await loadScenario(scenarioFile(scenario!))];
   if (opts.all) {
-    const all = await listScenarios(scenariosDir());
-    plans = all.flatMap((s) => s.variants.map((v) => planFor(s, v)));
+    plans = loaded.flatMap((s) => s.variants.map((v) => planFor(s, v)));
   } else {
-    plans = [planFor(await loadScenario(scenarioFile(scenario!)), opts.variant, opts.expectOf)];
+    plans = [planFor(loaded[0]!, opts.variant, opts.expectOf)];
   }
+  for (const s of loaded) await checkSysctls(s);
+  await checkRunsDir(opts.runsDir);
+  if (opts.junit) await checkOutputFile(opts.junit, '--junit');
   const backend = await backendByName(opts.backend);
   let results: RunResult[];
   try {
@@ -101,7 +126,7 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
 
   if (opts.junit) {
     const runs = results.map((r) => ({ name: r.plan.name, variant: r.plan.variant, seconds: r.timings.total / 1000, failure: failureText(r) }));
-    await writeFile(opts.junit, junitXml(runs));
+    await writeFileAtomically(opts.junit, junitXml(runs));
   }
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
   if (opts.json) {

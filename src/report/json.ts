@@ -1,6 +1,6 @@
 // The machine-readable reports: report.json of one run, JUnit XML of one or many runs.
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { flagString } from '../vocabulary.js';
 import type { RunResult } from '../run/runner.js';
 
@@ -35,8 +35,21 @@ export function reportJson(r: RunResult) {
   };
 }
 
+/** Write a file whole or not at all: a reader (a CI step, a second run) never sees half
+ * of it, even if this process is killed while writing. rename(2) within one folder is atomic. */
+export async function writeFileAtomically(file: string, text: string): Promise<void> {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
 export async function writeReportJson(r: RunResult): Promise<void> {
-  await writeFile(join(r.dir, 'report.json'), JSON.stringify(reportJson(r), null, 2) + '\n');
+  await writeFileAtomically(join(r.dir, 'report.json'), JSON.stringify(reportJson(r), null, 2) + '\n');
 }
 
 const xml = (s: string) => s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);

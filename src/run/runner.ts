@@ -1,20 +1,24 @@
 // One scenario run: lab up → agents → sysctls and rules → captures ready → steps →
 // captures drained → observations → verdict, and the lab down on every path.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { AgentClient } from '../agent/client.js';
-import type { AgentEvent } from '../agent/protocol.js';
+import { AgentClient, REQUEST_MS } from '../agent/client.js';
+import type { AgentEvent, Request } from '../agent/protocol.js';
 import { startCapture, type Capture } from '../capture/capture.js';
 import { decodeCaptureFile } from '../capture/pcap.js';
 import { startKernelResetTrace, type KernelResetTrace } from '../capture/kernel-resets.js';
-import { InputError, LabError } from '../errors.js';
+import { AbortedError, abortable, InputError, LabError, withDeadline } from '../errors.js';
 import { newLabId, type Backend, type Lab } from '../lab/backend.js';
 import type { Plan } from '../scenario/plan.js';
 import { iptablesError, refusedRule, restoreText, ruleArgv } from '../scenario/iptables-rule.js';
 import type { Step } from '../scenario/schema.js';
 import { verify, type Verdict } from '../verify/verify.js';
 import { ADDRESS, HOSTS, type ConnEnd, type ConnObservation, type EndHost, type Host, type HostName, type Observations } from '../vocabulary.js';
+import { makeFolder } from './preflight.js';
+import { classify, labGone, STEP_MS, stepDeadline, stepWithinDeadline, WAIT_FOR_MS } from './deadlines.js';
+
+export { AbortedError, abortable };
 
 /** Time for the last packets to cross the lab after the last step (veth latency is µs). */
 const SETTLE_MS = 50;
@@ -49,17 +53,10 @@ export interface RunOptions {
   traceResets?: boolean;
 }
 
-export class AbortedError extends Error {
-  constructor() {
-    super('the run was interrupted');
-    this.name = 'AbortedError';
-  }
-}
-
 async function runDir(runsDir: string, plan: Plan, labId: string): Promise<string> {
   const time = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   const base = join(runsDir, `${time}-${plan.name}${plan.variant === 'cause' ? '' : `-${plan.variant}`}`);
-  await mkdir(runsDir, { recursive: true });
+  await makeFolder(runsDir, 'runs folder');
   try {
     await mkdir(base);
     return base;
@@ -69,17 +66,6 @@ async function runDir(runsDir: string, plan: Plan, labId: string): Promise<strin
     await mkdir(dir);
     return dir;
   }
-}
-
-/** Reject when the run is aborted, so that no step can keep the lab up after Ctrl-C. */
-export function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(new AbortedError());
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(new AbortedError());
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 /** What the runner knows of the scenario's connections while the steps run. */
@@ -175,6 +161,9 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
   const timings: Timings = { labUp: 0, captureReady: 0, steps: 0, verify: 0, labDown: 0, total: 0 };
   const labId = newLabId();
   const dir = await runDir(opts.runsDir, plan, labId);
+  // Which lab a run folder belongs to, written before the lab exists: a run that is killed
+  // leaves no report, and this names the namespaces or containers to look for.
+  await writeFile(join(dir, 'lab-id'), `${labId}\n`);
   let t0 = Date.now();
   const connections = new Connections(() => t0);
   const stepFailures: { line: number; message: string }[] = [];
@@ -185,25 +174,39 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
   const agents = {} as Record<Host, AgentClient>;
   let captures: Capture[] = [];
   let trace: KernelResetTrace | undefined;
+  // Kept so that a trace instance still being made when the run ends is removed too.
+  let traceStart: Promise<KernelResetTrace | undefined> | undefined;
+  // The run ends early on Ctrl-C (AbortedError) or when the lab breaks under it (an agent
+  // ends or breaks its protocol): every wait below is abortable by this one signal.
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  if (opts.signal?.aborted) stop.abort();
+  opts.signal?.addEventListener('abort', onSignal, { once: true });
+  const guard = <T>(p: Promise<T>) => abortable(p, stop.signal);
   try {
     labUp = opts.backend.up(labId);
-    lab = await abortable(labUp, opts.signal);
-    for (const h of HOSTS) agents[h] = AgentClient.start(lab, h, (host, e) => connections.onEvent(host, e));
-    await abortable(Promise.all(HOSTS.map((h) => agents[h].ready)), opts.signal);
+    lab = await guard(labUp);
+    const agentOpts = { onEvent: (host: HostName, e: AgentEvent) => connections.onEvent(host, e), onFailure: (e: Error) => stop.abort(e) };
+    for (const h of HOSTS) agents[h] = AgentClient.start(lab, h, agentOpts);
+    await guard(Promise.all(HOSTS.map((h) => agents[h].ready)));
     timings.labUp = performance.now() - start;
 
     // The lab hosts' own settings: the firewall's ruleset, then sysctls. net.netfilter.*
     // sysctls exist only once nf_conntrack is loaded: a conntrack rule loads it, and so
     // does asking for the conntrack table (ctnetlink) where no rule does.
-    if (plan.firewallRules.length > 0) await abortable(iptablesRestore(lab, 'firewall', plan.firewallRules, plan.file), opts.signal);
+    // iptables -w waits for the machine-wide xtables lock, which every lab shares
+    if (plan.firewallRules.length > 0) await guard(withDeadline(iptablesRestore(lab, 'firewall', plan.firewallRules, plan.file), STEP_MS, "iptables-restore of the firewall's rules"));
     const sysctls = Object.entries(plan.sysctls) as [Host, Record<string, string | number>][];
-    await Promise.all(sysctls.filter(([, s]) => Object.keys(s).some((n) => n.startsWith('net.netfilter.'))).map(([h]) => lab!.exec(h, ['conntrack', '-L'])));
-    await abortable(Promise.all(sysctls.flatMap(([host, s]) => Object.entries(s).map(([name, value]) => agents[host].request({ cmd: 'sysctl', name, value })))), opts.signal);
+    await guard(Promise.all(sysctls.filter(([, s]) => Object.keys(s).some((n) => n.startsWith('net.netfilter.'))).map(([h]) => withDeadline(lab!.exec(h, ['conntrack', '-L']), REQUEST_MS, `conntrack -L in ${h}`))));
+    await guard(Promise.all(sysctls.flatMap(([host, s]) => Object.entries(s).map(([name, value]) => setSysctl(agents[host], name, value, plan.file)))));
 
     const capturesStart = performance.now();
-    captures = await abortable(Promise.all(plan.capture.map((p) => startCapture(lab!, p, join(dir, `${p}.pcap`)))), opts.signal);
-    if (opts.traceResets) trace = await startKernelResetTrace(labId);
-    const before = await Promise.all(HOSTS.map((h) => agents[h].request({ cmd: 'counters' })));
+    captures = await guard(Promise.all(plan.capture.map((p) => startCapture(lab!, p, join(dir, `${p}.pcap`)))));
+    if (opts.traceResets) {
+      traceStart = startKernelResetTrace(labId);
+      trace = await guard(withDeadline(traceStart, REQUEST_MS, 'the kernel reset trace to start'));
+    }
+    const before = await guard(Promise.all(HOSTS.map((h) => agents[h].request({ cmd: 'counters' }))));
     timings.captureReady = performance.now() - capturesStart;
 
     const stepsStart = performance.now();
@@ -211,7 +214,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     const snapshots: Observations['snapshots'] = {};
     for (const { step, line } of plan.steps) {
       try {
-        await abortable(runStep(step, { lab, agents, connections, snapshots, signal: opts.signal }), opts.signal);
+        await guard(stepWithinDeadline(step, runStep(step, { lab, agents, connections, snapshots, signal: stop.signal, answerMs: stepDeadline(step) + 1_000 })));
       } catch (e) {
         if (e instanceof AbortedError || e instanceof LabError) throw e;
         if (e instanceof InputError) throw new InputError(e.message, plan.file, line);
@@ -219,12 +222,17 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
         break;
       }
     }
-    await delay(SETTLE_MS);
-    await Promise.all(captures.map((c) => c.stop()));
+    // A step that failed because the lab is gone is not the scenario's failure.
+    if (stepFailures.length > 0 && (await labGone(lab))) throw new LabError('the lab is gone');
+    await guard(delay(SETTLE_MS));
+    const stopping = captures;
     captures = [];
-    const kernelResets = await trace?.stop();
+    await guard(Promise.all(stopping.map((c) => c.stop())));
+    const tracing = trace;
     trace = undefined;
-    const after = await Promise.all(HOSTS.map((h) => agents[h].request({ cmd: 'counters' })));
+    traceStart = undefined;
+    const kernelResets = await guard(tracing ? withDeadline(tracing.stop(), REQUEST_MS, 'the kernel reset trace to stop') : Promise.resolve(undefined));
+    const after = await guard(Promise.all(HOSTS.map((h) => agents[h].request({ cmd: 'counters' }))));
     timings.steps = performance.now() - stepsStart;
 
     const verifyStart = performance.now();
@@ -240,15 +248,32 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     }
     timings.verify = performance.now() - verifyStart;
     return { plan, backend: opts.backend.name, labId, dir, t0, obs, verdict, timings };
+  } catch (e) {
+    throw await classify(e, lab, stop.signal);
   } finally {
+    opts.signal?.removeEventListener('abort', onSignal);
     const downStart = performance.now();
-    await trace?.stop().catch(() => undefined);
+    // Each part of the teardown is bounded, so that the lab always comes down.
+    const bounded = (p: Promise<unknown> | undefined, what: string) => (p ? withDeadline(p, 5_000, what).catch(() => undefined) : undefined);
+    if (!trace && traceStart) trace = await withDeadline(traceStart, 5_000, 'the kernel reset trace to start').catch(() => undefined);
+    await bounded(trace?.stop(), 'the kernel reset trace to stop');
     await Promise.all(captures.map((c) => c.stop().catch(() => undefined)));
     await Promise.all(Object.values(agents).map((a) => a.stop()));
     lab ??= await labUp?.catch(() => undefined);
     await lab?.down();
     timings.labDown = performance.now() - downStart;
     timings.total = performance.now() - start;
+  }
+}
+
+/** A sysctl of the scenario's top level, set by the host's agent; one the kernel refuses
+ * (no such name in a namespace, a value out of range) is bad input. */
+async function setSysctl(agent: AgentClient, name: string, value: string | number, file: string): Promise<void> {
+  try {
+    await agent.request({ cmd: 'sysctl', name, value });
+  } catch (e) {
+    if (e instanceof LabError) throw e;
+    throw new InputError(`the kernel refused sysctl ${name}=${value} in ${agent.host}: ${(e as Error).message.replace(`${agent.host}: `, '')}`, file);
   }
 }
 
@@ -268,22 +293,25 @@ interface StepContext {
   connections: Connections;
   snapshots: Observations['snapshots'];
   signal?: AbortSignal;
+  /** how long an agent's answer may take: past the step's deadline, which fails first with what it waited for */
+  answerMs: number;
 }
 
 const other = (h: EndHost): EndHost => (h === 'client' ? 'server' : 'client');
 
 async function runStep(step: Step, ctx: StepContext): Promise<void> {
-  const { agents, connections, lab } = ctx;
+  const { connections, lab } = ctx;
+  const ask = (host: Host, req: Request) => ctx.agents[host].request(req, ctx.answerMs);
   switch (step.do) {
     case 'listen':
-      await agents[step.host].request({ cmd: 'listen', listener: step.id ?? `port${step.port}`, port: step.port, backlog: step.backlog, accept: step.accept, read: step.read });
+      await ask(step.host, { cmd: 'listen', listener: step.id ?? `port${step.port}`, port: step.port, backlog: step.backlog, accept: step.accept, read: step.read });
       return;
     case 'stopListener':
-      await agents[step.host].request({ cmd: 'stopListener', listener: step.listener });
+      await ask(step.host, { cmd: 'stopListener', listener: step.listener });
       return;
     case 'connect': {
       connections.connect(step.id, step.host, step.port);
-      const reply = await agents[step.host].request({
+      const reply = await ask(step.host, {
         cmd: 'connect', conn: step.id, address: ADDRESS[step.to], port: step.port, localPort: step.localPort, keepAliveMs: step.keepAliveMs, wait: step.wait,
       });
       connections.setLocalPort(step.id, reply.localPort);
@@ -295,13 +323,14 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
       const end = await connections.end(step.conn, step.host);
       const conn = connections.agentName(end);
       const req = step.do === 'send' ? { cmd: 'send' as const, conn, bytes: step.bytes } : step.do === 'close' ? { cmd: 'close' as const, conn, how: step.how } : { cmd: 'resume' as const, conn };
-      await agents[step.host].request(req);
+      await ask(step.host, req);
       return;
     }
     case 'waitFor': {
       const seen = () => connections.endOf(step.conn, step.host)?.events.some((e) => e.event === step.event) ?? false;
-      if (!(await connections.until(seen, step.timeoutMs))) {
-        throw new Error(`${step.host} end of ${step.conn} saw no ${step.event} within ${step.timeoutMs} ms`);
+      const waitMs = step.timeoutMs ?? WAIT_FOR_MS;
+      if (!(await connections.until(seen, waitMs))) {
+        throw new Error(`${step.host} end of ${step.conn} saw no ${step.event} within ${waitMs} ms`);
       }
       return;
     }
@@ -309,7 +338,7 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
       await delay(step.ms, undefined, { signal: ctx.signal }).catch(() => undefined);
       return;
     case 'sysctl':
-      await agents[step.host].request({ cmd: 'sysctl', name: step.name, value: step.value });
+      await ask(step.host, { cmd: 'sysctl', name: step.name, value: step.value });
       return;
     case 'iptables': {
       // argv, never a shell: the rule's words (quotes kept intact) go to iptables as they are.
@@ -328,14 +357,14 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
     }
     case 'forge': {
       const end = await connections.end(step.conn, step.host);
-      await agents[step.host].request({
+      await ask(step.host, {
         cmd: 'forge', src: ADDRESS[step.host], dst: ADDRESS[other(step.host)], sport: end.localPort!, dport: end.remotePort!,
         seq: step.seq, ack: step.ack, flags: step.flags, bytes: step.bytes,
       });
       return;
     }
     case 'snapshot': {
-      const reply = await agents[step.host].request({ cmd: 'snapshot' });
+      const reply = await ask(step.host, { cmd: 'snapshot' });
       (ctx.snapshots[step.host] ??= {})[step.name] = reply.sockets ?? [];
       return;
     }

@@ -4,7 +4,8 @@
 // checks a file (messages.ts turns zod issues and YAML errors into located messages,
 // checks.ts finds what the schema cannot see), cache.ts remembers files that passed, and
 // plan.ts makes a run's plan of a loaded scenario.
-import { readFile, readdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readdir, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InputError } from '../errors.js';
 import { cachedCheck, rememberCheck } from './cache.js';
@@ -28,12 +29,28 @@ export interface LoadedScenario {
 // ---------------------------------------------------------------------------------------
 // Loading
 
+/** A scenario is a page or two of YAML; a bigger file is a mistake (or an attack on memory). */
+export const MAX_SCENARIO_BYTES = 1024 * 1024;
+
 export async function loadScenario(file: string): Promise<LoadedScenario> {
   let text: string;
+  // Opened non-blocking and judged by the open file itself: a FIFO is not waited on, and
+  // what is read is the regular file that was checked.
+  let handle: FileHandle | undefined;
   try {
-    text = await readFile(file, 'utf8');
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    const st = await handle.stat();
+    if (!st.isFile()) throw new InputError('not a regular file (a scenario is a .yaml file)', file);
+    if (st.size > MAX_SCENARIO_BYTES) throw new InputError(`the file is ${st.size} bytes; a scenario file may be at most ${MAX_SCENARIO_BYTES} (1 MB)`, file);
+    // what fstat saw is what is read, however the file changes meanwhile
+    const buf = Buffer.alloc(st.size);
+    const { bytesRead } = await handle.read(buf, 0, st.size, 0);
+    text = buf.subarray(0, bytesRead).toString('utf8');
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(`cannot read scenario file: ${(err as Error).message}`, file);
+  } finally {
+    await handle?.close();
   }
   // A file already checked by this very loader needs no YAML parser nor schema library:
   // a run starts ~100 ms sooner (docs/DESIGN.md "Speed").

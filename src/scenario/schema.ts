@@ -44,9 +44,15 @@ const when = z
   .optional()
   .describe('variants this step runs in (default: all); the top-level variant is "cause"');
 
+// A step's deadline: a run whose step takes longer fails there, saying what it waited for.
+const timeoutMs = z
+  .number().int().min(1).max(600_000)
+  .optional()
+  .describe('how long this step may take before the run fails (default 10000 ms; a sleep: its ms on top; waitFor: how long to wait for the event, default 5000)');
+
 // K keeps each kind a literal type, so Step is a discriminated union that narrows on `do`.
 const step = <K extends string, T extends z.ZodRawShape>(kind: K, shape: T, description: string) =>
-  z.strictObject({ do: z.literal(kind), when, ...shape }).describe(description);
+  z.strictObject({ do: z.literal(kind), when, ...shape }).extend({ timeoutMs }).describe(description);
 
 export const Step = z.discriminatedUnion('do', [
   step('listen', {
@@ -82,7 +88,6 @@ export const Step = z.discriminatedUnion('do', [
     host: endHost,
     conn: id,
     event: z.enum(['connected', 'accepted', 'data', 'end', 'error', 'closed']),
-    timeoutMs: ms.default(5000),
   }, 'wait until one end of a connection sees an event'),
   step('sleep', { ms }, 'wait'),
   step('sysctl', { host, name: sysctlName, value: sysctlValue }, 'set a sysctl inside one lab host'),

@@ -3,9 +3,9 @@
 // The only place that calls process.exit.
 import { Command, InvalidArgumentError } from 'commander';
 import { EXIT, InputError, LabBrokeError, LabError, REPORT_AT } from '../errors.js';
-import { cleanupTraceInstances } from '../capture/kernel-resets.js';
 import { BACKENDS } from '../lab/backend.js';
-import { backendByName, backendName, cleanupBackends } from '../lab/backends.js';
+import { backendByName, backendName } from '../lab/backends.js';
+import { cleanupLabs } from './cleanup.js';
 import { listScenarios, loadScenario } from '../scenario/load.js';
 import { planFor } from '../scenario/plan.js';
 import { toolsFor } from '../lab/tools.js';
@@ -116,11 +116,13 @@ async function main(argv: string[]): Promise<number> {
 
   program
     .command('cleanup')
-    .description('remove every namespace, container, network and trace instance that a killed run left behind')
-    .action(async () => {
-      // Trace instances are not a backend's: the capture's kernel-reset trace makes them.
-      const removed = [...(await cleanupBackends()), ...(await cleanupTraceInstances())];
-      process.stdout.write(removed.length ? removed.map((r) => `removed ${r}\n`).join('') : 'nothing to clean up\n');
+    .description('remove the labs (namespaces, containers, trace instances, state) whose owner process is gone; say what is left and why')
+    .option('--force', 'remove every rstlab lab on this machine, also those of running processes')
+    .action(async (opts: { force?: boolean }) => {
+      const { removed, left } = await cleanupLabs(opts.force ?? false);
+      const lines = [...removed.map((r) => `removed ${r}`), ...left.map((l) => `left ${l}`)];
+      if (removed.length === 0) lines.unshift('nothing to clean up');
+      process.stdout.write(`${lines.join('\n')}\n`);
     });
 
   program

@@ -4,6 +4,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { TOPOLOGY, type HostName } from '../vocabulary.js';
 import type { Tool } from './tools.js';
+import type { Owner, PortRange } from './owner.js';
 
 export type { HostName };
 
@@ -72,6 +73,10 @@ export interface ExecResult {
 export interface Lab extends AsyncDisposable {
   readonly id: string;
   readonly backend: BackendName;
+  /** The lab's own ephemeral ports (its end hosts' ip_local_port_range; owner.ts): pinned
+   * ports are chosen from it, and a kernel trace event is this lab's only if one of its
+   * ports is in it. */
+  readonly ports: PortRange;
   /** Start a long-running process in a host (an agent, tcpdump). argv[0] is looked up in the host's PATH. */
   spawn(host: HostName, argv: string[]): LabProcess;
   /** Run a short command in a host and collect its output. */
@@ -86,10 +91,34 @@ export interface Backend {
   /** Throws LabError (exit 3) with what to install or how to run, when the lab cannot be built here.
    * `tools`: what the planned runs need beyond BASE_TOOLS (tools.ts toolsFor). */
   check(tools?: readonly Tool[]): Promise<void>;
-  /** Build a lab; on any failure, whatever was made is removed before the error is rethrown. */
+  /** Build a lab, owned by this process (its record is written before anything is made,
+   * and removed after all of it is gone); on any failure, whatever was made is removed
+   * before the error is rethrown. */
   up(id: string): Promise<Lab>;
-  /** Remove everything with the rstlab prefix / label that a killed run left behind; returns what it removed. */
-  cleanup(): Promise<string[]>;
+  /** Every lab of this backend on this machine (by name prefix or label), whoever owns it. */
+  labs(): Promise<FoundLab[]>;
+  /** Remove a lab found by labs(): kill what runs in it and delete it; returns what it removed. */
+  removeLab(lab: FoundLab): Promise<string[]>;
+}
+
+/** A lab that exists on the machine, as cleanup finds it. */
+export interface FoundLab {
+  id: string;
+  backend: BackendName;
+  /** its namespaces or containers */
+  names: string[];
+  /** from the lab's record (netns) or its labels (Docker); undefined when it has none */
+  owner?: Owner;
+}
+
+/** The end hosts' sysctls that give a lab its own ephemeral ports. */
+export function portRangeSysctls(ports: PortRange): Record<HostName, Record<string, string>> {
+  const range = { 'net.ipv4.ip_local_port_range': `${ports.min} ${ports.max}` };
+  return {
+    client: { ...HOST_SYSCTLS.client, ...range },
+    firewall: HOST_SYSCTLS.firewall,
+    server: { ...HOST_SYSCTLS.server, ...range },
+  };
 }
 
 /** A new lab id: short, unique across parallel runs, safe in interface names (IFNAMSIZ 15). */

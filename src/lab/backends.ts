@@ -19,17 +19,3 @@ export async function backendByName(name: string): Promise<Backend> {
       return (await import('./docker/docker-backend.js')).dockerBackend;
   }
 }
-
-/** Everything with the rstlab prefix or label, on every backend, in the order of BACKENDS. */
-export async function cleanupBackends(): Promise<string[]> {
-  const removed: string[] = [];
-  for (const name of BACKENDS) {
-    try {
-      removed.push(...(await (await backendByName(name)).cleanup()));
-    } catch (e) {
-      // no Docker here, or its daemon is not running: nothing of ours can be there either
-      if (name === 'netns') throw e;
-    }
-  }
-  return removed;
-}

@@ -203,7 +203,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     const capturesStart = performance.now();
     captures = await guard(Promise.all(plan.capture.map((p) => startCapture(lab!, p, join(dir, `${p}.pcap`)))));
     if (opts.traceResets) {
-      traceStart = startKernelResetTrace(labId);
+      traceStart = startKernelResetTrace(labId, lab.ports);
       trace = await guard(withDeadline(traceStart, REQUEST_MS, 'the kernel reset trace to start'));
     }
     const before = await guard(Promise.all(HOSTS.map((h) => agents[h].request({ cmd: 'counters' }))));
@@ -312,7 +312,7 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
     case 'connect': {
       connections.connect(step.id, step.host, step.port);
       const reply = await ask(step.host, {
-        cmd: 'connect', conn: step.id, address: ADDRESS[step.to], port: step.port, localPort: step.localPort, keepAliveMs: step.keepAliveMs, wait: step.wait,
+        cmd: 'connect', conn: step.id, address: ADDRESS[step.to], port: step.port, localPort: step.localPort && lab.ports.min + step.localPort.offset, keepAliveMs: step.keepAliveMs, wait: step.wait,
       });
       connections.setLocalPort(step.id, reply.localPort);
       return;

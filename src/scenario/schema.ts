@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { CAPTURE_POINTS, END_HOSTS, HOSTS, SEQ_RELATION, SEQ_RELATION_WORDS } from '../vocabulary.js';
 import { RULE_HEAD_TEXT, RULE_MAX_CHARS, ruleProblem } from './iptables-rule.js';
+import { SLOT_SIZE } from '../lab/owner.js';
 
 const host = z.enum(HOSTS);
 const endHost = z.enum(END_HOSTS);
@@ -68,7 +69,11 @@ export const Step = z.discriminatedUnion('do', [
     host: endHost,
     to: endHost,
     port,
-    localPort: port.optional(),
+    localPort: z.strictObject({
+      offset: z.number().int().min(0).max(SLOT_SIZE - 1),
+    }).optional().describe(
+      'pin the local port, as an offset into the lab\'s own ephemeral port range (each lab has its own, so two labs at once never share a 4-tuple): { offset: 1 } is the range\'s first port + 1',
+    ),
     keepAliveMs: ms.optional().describe('turn on TCP keepalive with this idle time'),
     wait: z.boolean().default(true).describe('wait until the connect succeeds or fails'),
   }, 'open a connection (active open)'),

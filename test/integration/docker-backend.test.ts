@@ -149,7 +149,7 @@ describe('the docker backend', function () {
     expect(() => lab.spawn('client', ['true'])).to.throw(/down/);
   });
 
-  it('builds labs in parallel without collisions; cleanup removes them all by label', async () => {
+  it('builds labs in parallel without collisions; each is found by label with its owner, and removed', async () => {
     const ids = [newLabId(), newLabId()];
     const labs = await Promise.all(ids.map((i) => backend.up(i)));
     try {
@@ -158,9 +158,12 @@ describe('the docker backend', function () {
         expect(r.code, r.stdout + r.stderr).to.equal(0);
         expect(r.stdout).to.match(/ttl=63/); // one hop: forwarded by the firewall
       }
-      const removed = await backend.cleanup();
-      expect(removed).to.include.members(ids.flatMap((i) => HOSTS.map((h) => containerName(i, h))));
-      expect(labelled(LAB_LABEL)).to.deep.equal([]);
+      // only these labs: others' labs may be up on this machine
+      const mine = (await backend.labs()).filter((f) => ids.includes(f.id));
+      expect(mine.map((f) => f.owner?.pid)).to.deep.equal([process.pid, process.pid]);
+      const removed = (await Promise.all(mine.map((f) => backend.removeLab(f)))).flat();
+      expect(removed).to.include.members(ids.flatMap((i) => HOSTS.map((h) => `container ${containerName(i, h)}`)));
+      for (const i of ids) expect(labelled(`${LAB_LABEL}=${i}`)).to.deep.equal([]);
     } finally {
       await Promise.all(labs.map((l) => l.down().catch(() => undefined)));
     }

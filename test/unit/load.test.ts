@@ -32,6 +32,7 @@ const BAD: Record<string, [line: number, col: number, ...fragments: string[]]> =
   'typo-in-step-kind.yaml': [10, 9, 'unknown step kind "conect"', 'did you mean "connect"', 'step kinds: listen, connect, send'],
   'shell-step.yaml': [8, 9, 'unknown step kind "shell"', 'step kinds:'],
   'port-out-of-range.yaml': [9, 11, 'steps[0].port', '70000', 'at most 65535'],
+  'pinned-port-number.yaml': [15, 16, 'steps[1].localPort', 'got the integer 40001', 'expected a mapping'],
   'unknown-host.yaml': [8, 11, '"router" is not one of: client, firewall, server'],
   'wrong-type.yaml': [8, 9, 'steps[0].ms', 'got the string "ten"', 'expected a number'],
   'yaml-syntax.yaml': [6, 10, 'YAML syntax', 'never closed with ]'],

@@ -20,6 +20,7 @@ function hostLab(script: string): Lab {
   return {
     id: 'unit',
     backend: 'netns',
+    ports: { min: 20000, max: 20999 },
     spawn: (_h, argv) => start(argv[0]!, argv.slice(1)),
     exec: () => Promise.reject(new Error('not used')),
     agentArgv: () => [process.execPath, '--input-type=module', '-e', script],

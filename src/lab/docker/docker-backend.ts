@@ -9,23 +9,25 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { LabError } from '../../errors.js';
 import {
-  HOST_SYSCTLS, LAB_PREFIX, hostBatches,
-  type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
+  HOST_SYSCTLS, LAB_PREFIX, hostBatches, portRangeSysctls,
+  type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabProcess,
 } from '../backend.js';
 import { HOSTS } from '../../vocabulary.js';
-import { collect, findInPath, hasCapabilities, run, start } from '../process.js';
+import { claimLab, forgetLab, ownerFromLabels, ownerLabels, type LabRecord } from '../owner.js';
+import { LAB_ENV, collect, findInPath, hasCapabilities, run, start } from '../process.js';
 import { ensureImage, messageOf, statusOf } from './image.js';
 import { requireTools, type Tool } from '../tools.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
-/** Every container and network a lab makes carries `rstlab.lab=<id>`; cleanup finds leftovers by it. */
+/** Every container and network a lab makes carries `rstlab.lab=<id>`, and its owner
+ * (owner.ts: pid, start time, kept); cleanup finds leftovers, and whose they are, by them. */
 export const LAB_LABEL = 'rstlab.lab';
 /** Which lab host a container is. */
 export const HOST_LABEL = 'rstlab.host';
 /** Only what the lab needs: interfaces, routes, iptables, ss -K (NET_ADMIN); tcpdump, raw-socket (NET_RAW). */
 export const CAPABILITIES = ['NET_ADMIN', 'NET_RAW'] as const;
-/** Set when each container is created: the same as every lab's (HOST_SYSCTLS). */
+/** Set when each container is created: the same as every lab's (HOST_SYSCTLS); up() adds the lab's port range. */
 export const SYSCTLS = HOST_SYSCTLS;
 
 /** Where the project's compiled dist/src is bind-mounted (read-only) inside every host. */
@@ -72,11 +74,25 @@ class DockerLab implements Lab {
   private readonly running = new Set<LabProcess>();
   private downed?: Promise<void>;
 
+  /** Marks every process of the lab, as on the netns backend: which lab, whose (a test's
+   * leftover check reads it from /proc/PID/environ). */
+  private readonly env: NodeJS.ProcessEnv;
+
   constructor(
-    readonly id: string,
+    private readonly record: LabRecord,
     private readonly docker: Docker,
     private readonly hosts: Record<HostName, { pid: number; bounding: string }>,
-  ) {}
+  ) {
+    this.env = { ...LAB_ENV, RSTLAB_LAB: record.id, RSTLAB_OWNER: String(record.owner.pid) };
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  get ports() {
+    return this.record.ports;
+  }
 
   /**
    * A process in a host as `docker exec` would make it, without the daemon's round trips
@@ -92,7 +108,7 @@ class DockerLab implements Lab {
     const inner = start('nsenter', [
       '-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-r', '-w', '--',
       'setpriv', `--bounding-set=${bounding}`, '--', ...argv,
-    ]);
+    ], this.env);
     const proc: LabProcess = {
       stdin: inner.stdin, stdout: inner.stdout, stderr: inner.stderr, exited: inner.exited,
       // nsenter forks into the pid namespace and only waits; the signal is for its child.
@@ -122,6 +138,7 @@ class DockerLab implements Lab {
       if (failures.length > 0) {
         throw new LabError(`could not remove all of lab ${this.id}: ${failures.join('; ')}`, 'run: rstlab cleanup');
       }
+      await forgetLab(this.record);
     })();
     return this.downed;
   }
@@ -211,6 +228,9 @@ export class DockerBackend implements Backend {
     const image = await this.ensureImage();
     const distSrc = join(this.root, 'dist', 'src');
     const made: Partial<Record<HostName, Docker.Container>> = {};
+    // The record first: whatever of the lab exists, cleanup can tell whose it is.
+    const record = await claimLab(id, 'docker');
+    const sysctls = portRangeSysctls(record.ports);
     try {
       await Promise.all(HOSTS.map(async (host) => {
         made[host] = await this.docker.createContainer({
@@ -218,11 +238,11 @@ export class DockerBackend implements Backend {
           Hostname: host,
           Image: image,
           Cmd: ['sleep', 'infinity'],
-          Labels: { [LAB_LABEL]: id, [HOST_LABEL]: host },
+          Labels: { [LAB_LABEL]: id, [HOST_LABEL]: host, ...ownerLabels(record.owner) },
           HostConfig: {
             NetworkMode: 'none',
             CapAdd: [...CAPABILITIES],
-            Sysctls: SYSCTLS[host],
+            Sysctls: sysctls[host],
             Init: true,
             Binds: [`${distSrc}:${DIST_MOUNT}:ro`],
           },
@@ -241,18 +261,32 @@ export class DockerBackend implements Backend {
       });
       await this.wire(pid);
       const hosts = Object.fromEntries(HOSTS.map((h) => [h, { pid: pid[h], bounding: boundingSetOf(pid[h]) }]));
-      return new DockerLab(id, this.docker, hosts as Record<HostName, { pid: number; bounding: string }>);
+      return new DockerLab(record, this.docker, hosts as Record<HostName, { pid: number; bounding: string }>);
     } catch (e) {
-      await removeLabelled(this.docker, `${LAB_LABEL}=${id}`).catch(() => undefined);
+      await removeLabelled(this.docker, `${LAB_LABEL}=${id}`).then(() => forgetLab(record)).catch(() => undefined);
       if (e instanceof LabError) throw e;
       throw new LabError(`could not build docker lab ${id}: ${messageOf(e)}`, 'check `docker ps -a`; then run: rstlab cleanup');
     }
   }
 
-  async cleanup(): Promise<string[]> {
-    const { removed, failures } = await removeLabelled(this.docker, LAB_LABEL);
+  async labs(): Promise<FoundLab[]> {
+    const containers = await this.docker.listContainers({ all: true, filters: JSON.stringify({ label: [LAB_LABEL] }) });
+    const byId = new Map<string, FoundLab>();
+    for (const c of containers) {
+      const id = c.Labels[LAB_LABEL]!;
+      const found = byId.get(id) ?? { id, backend: 'docker' as const, names: [] };
+      found.names.push((c.Names[0] ?? c.Id).replace(/^\//, ''));
+      const owner = ownerFromLabels(c.Labels);
+      if (owner) found.owner = owner;
+      byId.set(id, found);
+    }
+    return [...byId.values()];
+  }
+
+  async removeLab(found: FoundLab): Promise<string[]> {
+    const { removed, failures } = await removeLabelled(this.docker, `${LAB_LABEL}=${found.id}`);
     if (failures.length > 0) throw new LabError(`cleanup could not remove: ${failures.join('; ')}`, 'see `docker ps -a --filter label=rstlab.lab`');
-    return removed;
+    return removed.map((n) => `container ${n}`);
   }
 
   /** Veth pairs into the containers (one host process), then each host's /proc/sys/net and interfaces (one per host). */

@@ -4,16 +4,18 @@ import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { LabError } from '../../errors.js';
 import {
-  HOST_SYSCTLS, LAB_PREFIX, hostBatches,
-  type Backend, type ExecResult, type HostName, type Lab, type LabProcess,
+  LAB_PREFIX, hostBatches, portRangeSysctls,
+  type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabProcess,
 } from '../backend.js';
 import { HOSTS } from '../../vocabulary.js';
-import { collect, hasCapabilities, run, start } from '../process.js';
+import { LAB_ENV, collect, hasCapabilities, run, start } from '../process.js';
 import { BASE_TOOLS, requireTools } from '../tools.js';
+import { claimLab, forgetLab, readLabRecord, type LabRecord, type PortRange } from '../owner.js';
 
 const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
 
 export const namespaceOf = (id: string, host: HostName): string => `${LAB_PREFIX}${id}-${host}`;
+const NAMESPACE = new RegExp(`^${LAB_PREFIX}(.+)-(${HOSTS.join('|')})$`);
 
 /** The iproute2 batch that makes the namespaces and the veth pairs between them. */
 export function namespacesBatch(id: string): string {
@@ -31,13 +33,23 @@ class NetnsLab implements Lab {
   readonly backend = 'netns' as const;
   private readonly children = new Set<LabProcess>();
   private downed?: Promise<void>;
+  readonly ports: PortRange;
+  /** Marks every process of the lab, so that it can be told apart from other labs' (a test's leftover check reads it from /proc/PID/environ). */
+  private readonly env: NodeJS.ProcessEnv;
 
-  constructor(readonly id: string) {}
+  constructor(private readonly record: LabRecord) {
+    this.ports = record.ports;
+    this.env = { ...LAB_ENV, RSTLAB_LAB: record.id, RSTLAB_OWNER: String(record.owner.pid) };
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
 
   spawn(host: HostName, argv: string[]): LabProcess {
     // nsenter joins only the network namespace: lighter than `ip netns exec`, which
     // also makes a mount namespace to remount /sys.
-    const proc = start('nsenter', [`--net=/run/netns/${namespaceOf(this.id, host)}`, '--', ...argv]);
+    const proc = start('nsenter', [`--net=/run/netns/${namespaceOf(this.id, host)}`, '--', ...argv], this.env);
     this.children.add(proc);
     void proc.exited.then(() => this.children.delete(proc));
     return proc;
@@ -57,6 +69,7 @@ class NetnsLab implements Lab {
       for (const p of this.children) p.kill('SIGKILL');
       await Promise.all([...this.children].map((p) => p.exited));
       await removeNamespaces(HOSTS.map((h) => namespaceOf(this.id, h)));
+      await forgetLab(this.record);
     })();
     return this.downed;
   }
@@ -104,14 +117,16 @@ export const netnsBackend: Backend = {
   },
 
   async up(id) {
-    const lab = new NetnsLab(id);
+    // The record first: whatever of the lab exists, cleanup can tell whose it is.
+    const lab = new NetnsLab(await claimLab(id, 'netns'));
+    const sysctls = portRangeSysctls(lab.ports);
     try {
       const root = await run('ip', ['-batch', '-'], namespacesBatch(id));
       if (root.code !== 0) throw new LabError(`ip could not make the lab's namespaces: ${root.stderr.trim()}`);
       const results = await Promise.all([
         ...Object.entries(hostBatches()).map(([h, batch]) => run('ip', ['-n', namespaceOf(id, h as HostName), '-batch', '-'], batch)),
         ...HOSTS.map((h) =>
-          run('nsenter', [`--net=/run/netns/${namespaceOf(id, h)}`, '--', 'sysctl', '-qw', ...Object.entries(HOST_SYSCTLS[h]).map(([k, v]) => `${k}=${v}`)]),
+          run('nsenter', [`--net=/run/netns/${namespaceOf(id, h)}`, '--', 'sysctl', '-qw', ...Object.entries(sysctls[h]).map(([k, v]) => `${k}=${v}`)]),
         ),
       ]);
       const failed = results.find((r) => r.code !== 0);
@@ -123,7 +138,19 @@ export const netnsBackend: Backend = {
     }
   },
 
-  async cleanup() {
-    return removeNamespaces(await listNamespaces());
+  async labs() {
+    const byId = new Map<string, string[]>();
+    for (const n of await listNamespaces()) {
+      const id = NAMESPACE.exec(n)?.[1];
+      if (id) byId.set(id, [...(byId.get(id) ?? []), n]);
+    }
+    return Promise.all([...byId].map(async ([id, names]): Promise<FoundLab> => {
+      const owner = (await readLabRecord(id))?.owner;
+      return { id, backend: 'netns', names, ...(owner ? { owner } : {}) };
+    }));
+  },
+
+  async removeLab(found) {
+    return (await removeNamespaces(found.names)).map((n) => `namespace ${n}`);
   },
 };

@@ -3,7 +3,7 @@
 // labs this test made (their owner records): other labs may be up on the machine.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, ROOT, cliEnv, fixture, leftovers, ownerOf, rstlab, startCli, until } from '../helpers.js';
@@ -31,6 +31,7 @@ const recordOf = (id: string): Record => JSON.parse(readFileSync(`/run/rstlab/la
 
 describe('lab ownership and cleanup beside other runs (netns)', function () {
   this.timeout(60_000);
+  after(() => rmSync(runsDir, { recursive: true, force: true }));
 
   it('cleanup beside a running scenario leaves its lab alone, says why, and the scenario passes', async () => {
     const run = startCli(['run', fixture('scenarios/sleep-4s.yaml'), '--runs-dir', runsDir]);

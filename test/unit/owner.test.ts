@@ -1,7 +1,7 @@
 // Lab records and port slots, in a state folder of this test's own (RSTLAB_STATE_DIR).
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,6 +24,7 @@ describe('lab owner records and port slots', () => {
     expect(owner.stateDir()).to.equal(dir);
   });
   after(() => {
+    rmSync(dir, { recursive: true, force: true });
     if (before_ === undefined) delete process.env.RSTLAB_STATE_DIR;
     else process.env.RSTLAB_STATE_DIR = before_;
   });

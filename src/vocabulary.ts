@@ -202,6 +202,8 @@ export interface SocketEntry {
 /** One tcp:tcp_send_reset event: the kernel sent a RST from a socket (or for a missing one). */
 export interface KernelReset {
   time: number;
+  /** the tracepoint's skaddr: the kernel's (hashed) name of the socket that sent it, if any */
+  socket?: string;
   saddr: string;
   sport: number;
   daddr: string;

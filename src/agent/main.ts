@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import net from 'node:net';
 import type { AgentEvent, AgentMessage, Reply, Request, RequestWithId } from './protocol.js';
-import { readCounters, readSockets } from './procfs.js';
+import { listenerSockets, readCounters, readSockets } from './procfs.js';
 import { forgeSegment } from './forge.js';
 
 const sockets = new Map<string, net.Socket>();
@@ -116,7 +116,7 @@ async function handle(r: Request): Promise<Partial<Extract<Reply, { ok: true }>>
       return { sockets: readSockets() };
     case 'listen':
       await (r.accept ? listenAccepting(r) : listenNeverAccepting(r));
-      return {};
+      return { listenerSockets: listenerSockets(r.port) };
     case 'stopListener': {
       const l = listeners.get(r.listener);
       if (!l) throw new Error(`no listener ${r.listener}`);

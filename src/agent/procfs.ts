@@ -42,6 +42,27 @@ function ipv6(hex: string): string {
   return groups.join(':');
 }
 
+/**
+ * The kernel's name for each socket listening on `port`: the socket pointer /proc/net/tcp
+ * prints (field 12). With kernel.kptr_restrict = 0 it is hashed exactly as the tracepoint
+ * tcp_send_reset prints its skaddr, so a RST that a listener sent (which carries only the
+ * listener's own address, [::]:8080 → [::]:0) can be tied to this lab's listener.
+ */
+export function listenerSockets(port: number): string[] {
+  return (['tcp', 'tcp6'] as const).flatMap((file) => {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/self/net/${file}`, 'utf8');
+    } catch {
+      return [];
+    }
+    return text.trim().split('\n').slice(1).flatMap((line) => {
+      const f = line.trim().split(/\s+/);
+      return f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port && f[11] ? [f[11]] : [];
+    });
+  });
+}
+
 // Node listens on :: (dual-stack) by default: its accepted IPv4 connections are AF_INET6
 // sockets with v4-mapped addresses, listed in tcp6, not tcp.
 export function readSockets(): SocketEntry[] {

@@ -18,7 +18,7 @@ export type Request =
 export type RequestWithId = Request & { id: number };
 
 export type Reply =
-  | { id: number; ok: true; counters?: Record<string, number>; sockets?: SocketEntry[]; localPort?: number }
+  | { id: number; ok: true; counters?: Record<string, number>; sockets?: SocketEntry[]; localPort?: number; listenerSockets?: string[] }
   | { id: number; ok: false; error: string };
 
 /** Something the application saw on one socket. `conn` is the scenario's name for an

@@ -13,11 +13,14 @@
 // the only one. Packets (each capture is in one lab namespace) and counters (/proc/net
 // of the lab host's own namespace) cannot come from another lab.
 //
-// Not attributable: a RST sent for a listener (a full accept queue, an ACK for no
-// connection) carries the listener's own address and port ([::]:8080 → [::]:0), not the
-// flow's, and every lab listens on the same ports. Such events are kept; the verifier
-// pairs them with the lab's RSTs by time, so two labs sending listener RSTs within the
-// same moment could swap those reasons.
+// A RST sent for a listener (a full accept queue, an ACK for no connection) carries the
+// listener's own address and port ([::]:8080 → [::]:0), not the flow's, and every lab
+// listens on the same ports. Such an event is the lab's when its skaddr is one of the
+// lab's own listening sockets: the agents report, for each listener they open, the socket
+// pointer /proc/net/tcp prints, which with kernel.kptr_restrict = 0 is hashed exactly as
+// the tracepoint prints skaddr (checked here). Where kptr_restrict hides pointers from
+// one of the two, listener events cannot be told apart and are kept (the verifier pairs
+// them with the lab's RSTs by time).
 import { mkdir, readFile, rmdir, writeFile, access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LAB_PREFIX } from '../lab/backend.js';
@@ -28,7 +31,18 @@ import type { KernelReset } from '../vocabulary.js';
 const TRACEFS = '/sys/kernel/tracing';
 
 export interface KernelResetTrace {
-  stop(): Promise<KernelReset[]>;
+  /** Stop recording; the lab's events: those on its ports, and its listeners' (by their
+   * kernel socket names, as the agents reported them). */
+  stop(listenerSockets: ReadonlySet<string>): Promise<KernelReset[]>;
+  /** Remove the tracing instance (stopping it first if need be); idempotent. Apart from
+   * stop(), because removing an instance waits for the kernel (~50 ms here): a run does
+   * it while its lab comes down. */
+  remove(): Promise<void>;
+}
+
+/** Whether /proc/net/tcp and the tracepoint name sockets alike (both hash the pointer). */
+async function socketNamesComparable(): Promise<boolean> {
+  return (await readFile('/proc/sys/kernel/kptr_restrict', 'utf8').catch(() => '')).trim() === '0';
 }
 
 async function tracefsReady(): Promise<boolean> {
@@ -59,17 +73,19 @@ export async function startKernelResetTrace(labId: string, ports: PortRange): Pr
     await writeFile(join(dir, 'events/tcp/tcp_send_reset/enable'), '1');
     const markedAt = Date.now();
     await writeFile(join(dir, 'trace_marker'), 'rstlab-sync');
+    const comparable = await socketNamesComparable();
     let stopped = false;
+    let removing: Promise<void> | undefined;
     return {
-      async stop() {
+      async stop(listenerSockets) {
         if (stopped) return [];
         stopped = true;
-        try {
-          await writeFile(join(dir, 'events/tcp/tcp_send_reset/enable'), '0');
-          return parseTrace(await readFile(join(dir, 'trace'), 'utf8'), markedAt).filter((k) => inPortRange(k, ports));
-        } finally {
-          await rmdir(dir).catch(() => undefined);
-        }
+        await writeFile(join(dir, 'events/tcp/tcp_send_reset/enable'), '0');
+        return parseTrace(await readFile(join(dir, 'trace'), 'utf8'), markedAt).filter((k) => isTheLabs(k, ports, comparable ? listenerSockets : undefined));
+      },
+      async remove() {
+        removing ??= rmdir(dir).catch(() => undefined);
+        await removing;
       },
     };
   } catch {
@@ -81,7 +97,7 @@ export async function startKernelResetTrace(labId: string, ports: PortRange): Pr
 // Sockets of a dual-stack (::) listener print IPv6: [::ffff:10.0.2.2]:8080 for a flow, and
 // [::]:8080 for the listener itself; the mapped prefix is dropped, so both compare as IPv4.
 const ADDR = String.raw`\[?(?:::ffff:)?([\d.]+|[\da-f:]+)\]?:(\d+)`;
-const EVENT = new RegExp(String.raw`\s(\d+\.\d+): tcp_send_reset: .*src=${ADDR} dest=${ADDR} state=(\w+) reason=(\w+)`);
+const EVENT = new RegExp(String.raw`\s(\d+\.\d+): tcp_send_reset: (?:.*?skaddr=(\w+) )?.*src=${ADDR} dest=${ADDR} state=(\w+) reason=(\w+)`);
 const MARKER = /\s(\d+\.\d+): tracing_mark_write: rstlab-sync/;
 
 export function parseTrace(text: string, markedAt: number): KernelReset[] {
@@ -93,18 +109,22 @@ export function parseTrace(text: string, markedAt: number): KernelReset[] {
     if (!m) continue;
     out.push({
       time: Number(m[1]) + offset,
-      saddr: m[2]!, sport: Number(m[3]), daddr: m[4]!, dport: Number(m[5]),
-      state: m[6]!.replace(/^TCP_/, ''), reason: m[7]!,
+      ...(m[2] ? { socket: m[2] } : {}),
+      saddr: m[3]!, sport: Number(m[4]), daddr: m[5]!, dport: Number(m[6]),
+      state: m[7]!.replace(/^TCP_/, ''), reason: m[8]!,
     });
   }
   return out;
 }
 
-/** Whether a reset can be the lab's, the one with this port range (see the top of this file):
- * one of its ports is the lab's, or it is a listener's (no peer port) and cannot be told apart. */
-export function inPortRange(k: Pick<KernelReset, 'sport' | 'dport'>, ports: PortRange): boolean {
+/** Whether a reset is the lab's (see the top of this file): one of its ports is in the lab's
+ * range, or it is a listener's (no peer port) and its socket is one of the lab's listeners;
+ * without comparable socket names (`listenerSockets` undefined) a listener's is kept. */
+export function isTheLabs(k: Pick<KernelReset, 'sport' | 'dport' | 'socket'>, ports: PortRange, listenerSockets?: ReadonlySet<string>): boolean {
   const ours = (p: number) => p >= ports.min && p <= ports.max;
-  return ours(k.sport) || ours(k.dport) || k.dport === 0;
+  if (ours(k.sport) || ours(k.dport)) return true;
+  if (k.dport !== 0) return false;
+  return listenerSockets === undefined || (k.socket !== undefined && listenerSockets.has(k.socket));
 }
 
 /** The ids of the labs that have a tracing instance (rstlab-<id>). */

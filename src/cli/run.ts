@@ -52,8 +52,17 @@ function failureText(r: RunResult): string | undefined {
  * before this returns or throws: Ctrl-C or an error never leaves a lab behind a worker
  * that was still tearing down.
  */
+/** What a plan waits for at most by its own word: its sleeps and the waits it gives a
+ * timeoutMs (keepalive-timeout's 15 s), the protocol time its cause needs. */
+export function protocolWaitMs(plan: Plan): number {
+  return plan.steps.reduce((sum, { step }) => sum + (step.do === 'sleep' ? step.ms : step.do === 'waitFor' ? step.timeoutMs ?? 0 : 0), 0);
+}
+
 async function runAll(plans: Plan[], backend: Backend, opts: RunCommandOptions, signal: AbortSignal): Promise<RunResult[]> {
   const results: RunResult[] = new Array(plans.length);
+  // The longest runs first, so that the short ones fill the other workers meanwhile and the
+  // pool ends close to its longest run (results stay in the plans' order).
+  const order = plans.map((_, i) => i).sort((a, b) => protocolWaitMs(plans[b]!) - protocolWaitMs(plans[a]!));
   const pool = new AbortController();
   const onSignal = () => pool.abort();
   if (signal.aborted) pool.abort();
@@ -63,7 +72,7 @@ async function runAll(plans: Plan[], backend: Backend, opts: RunCommandOptions, 
   let done = 0;
   const worker = async () => {
     while (next < plans.length && !pool.signal.aborted) {
-      const i = next++;
+      const i = order[next++]!;
       const plan = plans[i]!;
       try {
         const r = await runScenario(plan, { backend, runsDir: opts.runsDir, signal: pool.signal, traceResets: opts.trace });

@@ -173,9 +173,13 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
   let labUp: Promise<Lab> | undefined;
   const agents = {} as Record<Host, AgentClient>;
   let captures: Capture[] = [];
+  // Kept from their start, so that captures and a trace instance still being made when
+  // the run ends are stopped and removed too.
+  let capturing: Promise<Capture[]> | undefined;
   let trace: KernelResetTrace | undefined;
-  // Kept so that a trace instance still being made when the run ends is removed too.
   let traceStart: Promise<KernelResetTrace | undefined> | undefined;
+  /** the kernel's names of the lab's listening sockets, to tell its listeners' RSTs from other labs' */
+  const listenerSockets = new Set<string>();
   // The run ends early on Ctrl-C (AbortedError) or when the lab breaks under it (an agent
   // ends or breaks its protocol): every wait below is abortable by this one signal.
   const stop = new AbortController();
@@ -188,6 +192,14 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     lab = await guard(labUp);
     const agentOpts = { onEvent: (host: HostName, e: AgentEvent) => connections.onEvent(host, e), onFailure: (e: Error) => stop.abort(e) };
     for (const h of HOSTS) agents[h] = AgentClient.start(lab, h, agentOpts);
+    // Captures and the kernel's reset trace need only the lab's hosts: they start while the
+    // agents do (a Node start each, most of lab up). Nothing is sent before the first step.
+    capturing = Promise.all(plan.capture.map((p) => startCapture(lab!, p, join(dir, `${p}.pcap`))));
+    capturing.catch(() => undefined); // awaited below; a failure is not unhandled meanwhile
+    if (opts.traceResets) {
+      traceStart = startKernelResetTrace(labId, lab.ports);
+      traceStart.catch(() => undefined);
+    }
     await guard(Promise.all(HOSTS.map((h) => agents[h].ready)));
     timings.labUp = performance.now() - start;
 
@@ -201,11 +213,8 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     await guard(Promise.all(sysctls.flatMap(([host, s]) => Object.entries(s).map(([name, value]) => setSysctl(agents[host], name, value, plan.file)))));
 
     const capturesStart = performance.now();
-    captures = await guard(Promise.all(plan.capture.map((p) => startCapture(lab!, p, join(dir, `${p}.pcap`)))));
-    if (opts.traceResets) {
-      traceStart = startKernelResetTrace(labId, lab.ports);
-      trace = await guard(withDeadline(traceStart, REQUEST_MS, 'the kernel reset trace to start'));
-    }
+    captures = await guard(capturing);
+    if (traceStart) trace = await guard(withDeadline(traceStart, REQUEST_MS, 'the kernel reset trace to start'));
     const before = await guard(Promise.all(HOSTS.map((h) => agents[h].request({ cmd: 'counters' }))));
     timings.captureReady = performance.now() - capturesStart;
 
@@ -214,7 +223,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     const snapshots: Observations['snapshots'] = {};
     for (const { step, line } of plan.steps) {
       try {
-        await guard(stepWithinDeadline(step, runStep(step, { lab, agents, connections, snapshots, signal: stop.signal, answerMs: stepDeadline(step) + 1_000 })));
+        await guard(stepWithinDeadline(step, runStep(step, { lab, agents, connections, snapshots, listenerSockets, signal: stop.signal, answerMs: stepDeadline(step) + 1_000 })));
       } catch (e) {
         if (e instanceof AbortedError || e instanceof LabError) throw e;
         if (e instanceof InputError) throw new InputError(e.message, plan.file, line);
@@ -225,14 +234,15 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     // A step that failed because the lab is gone is not the scenario's failure.
     if (stepFailures.length > 0 && (await labGone(lab))) throw new LabError('the lab is gone');
     await guard(delay(SETTLE_MS));
+    // The end of the run's evidence, all at once: the captures drained, the kernel's
+    // reasons read, the counters after.
     const stopping = captures;
     captures = [];
-    await guard(Promise.all(stopping.map((c) => c.stop())));
-    const tracing = trace;
-    trace = undefined;
-    traceStart = undefined;
-    const kernelResets = await guard(tracing ? withDeadline(tracing.stop(), REQUEST_MS, 'the kernel reset trace to stop') : Promise.resolve(undefined));
-    const after = await guard(Promise.all(HOSTS.map((h) => agents[h].request({ cmd: 'counters' }))));
+    const [, kernelResets, after] = await guard(Promise.all([
+      Promise.all(stopping.map((c) => c.stop())),
+      trace ? withDeadline(trace.stop(listenerSockets), REQUEST_MS, 'the kernel reset trace to stop') : undefined,
+      Promise.all(HOSTS.map((h) => agents[h].request({ cmd: 'counters' }))),
+    ]));
     timings.steps = performance.now() - stepsStart;
 
     const verifyStart = performance.now();
@@ -254,13 +264,14 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     opts.signal?.removeEventListener('abort', onSignal);
     const downStart = performance.now();
     // Each part of the teardown is bounded, so that the lab always comes down.
-    const bounded = (p: Promise<unknown> | undefined, what: string) => (p ? withDeadline(p, 5_000, what).catch(() => undefined) : undefined);
+    const bounded = <T>(p: Promise<T> | undefined, what: string): Promise<T | undefined> | undefined => (p ? withDeadline(p, 5_000, what).catch(() => undefined) : undefined);
     if (!trace && traceStart) trace = await withDeadline(traceStart, 5_000, 'the kernel reset trace to start').catch(() => undefined);
-    await bounded(trace?.stop(), 'the kernel reset trace to stop');
-    await Promise.all(captures.map((c) => c.stop().catch(() => undefined)));
-    await Promise.all(Object.values(agents).map((a) => a.stop()));
+    // removing the trace instance waits for the kernel: it runs beside the rest of the teardown
+    const removing = bounded(trace?.remove(), 'the kernel reset trace to be removed');
+    if (captures.length === 0 && capturing) captures = (await bounded(capturing, 'the captures to start')) ?? [];
+    await Promise.all([...captures.map((c) => c.stop().catch(() => undefined)), ...Object.values(agents).map((a) => a.stop())]);
     lab ??= await labUp?.catch(() => undefined);
-    await lab?.down();
+    await Promise.all([lab?.down(), removing]);
     timings.labDown = performance.now() - downStart;
     timings.total = performance.now() - start;
   }
@@ -292,6 +303,7 @@ interface StepContext {
   agents: Record<Host, AgentClient>;
   connections: Connections;
   snapshots: Observations['snapshots'];
+  listenerSockets: Set<string>;
   signal?: AbortSignal;
   /** how long an agent's answer may take: past the step's deadline, which fails first with what it waited for */
   answerMs: number;
@@ -303,9 +315,11 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
   const { connections, lab } = ctx;
   const ask = (host: Host, req: Request) => ctx.agents[host].request(req, ctx.answerMs);
   switch (step.do) {
-    case 'listen':
-      await ask(step.host, { cmd: 'listen', listener: step.id ?? `port${step.port}`, port: step.port, backlog: step.backlog, accept: step.accept, read: step.read });
+    case 'listen': {
+      const reply = await ask(step.host, { cmd: 'listen', listener: step.id ?? `port${step.port}`, port: step.port, backlog: step.backlog, accept: step.accept, read: step.read });
+      for (const s of reply.listenerSockets ?? []) ctx.listenerSockets.add(s);
       return;
+    }
     case 'stopListener':
       await ask(step.host, { cmd: 'stopListener', listener: step.listener });
       return;

@@ -1,6 +1,6 @@
 // parseTrace against tcp:tcp_send_reset lines as this kernel (6.18) prints them.
 import { expect } from 'chai';
-import { inPortRange, parseTrace } from '../../src/capture/kernel-resets.js';
+import { isTheLabs, parseTrace } from '../../src/capture/kernel-resets.js';
 
 const line = (src: string, dest: string, state: string, reason: string) =>
   `            node-31985   [001] .N...  1720.784590: tcp_send_reset: skbaddr=0000000000000000 skaddr=000000005741375a src=${src} dest=${dest} state=${state} reason=${reason}`;
@@ -18,21 +18,27 @@ describe('parseTrace', () => {
 
   it('reads a RST sent for a dual-stack listener (its own wildcard address)', () => {
     const [r] = parseTrace(line('[::]:8080', '[::]:0', 'TCP_LISTEN', 'INVALID_SYN'), 0);
-    expect(r).to.deep.include({ saddr: '::', sport: 8080, daddr: '::', dport: 0, state: 'LISTEN', reason: 'INVALID_SYN' });
+    expect(r).to.deep.include({ socket: '000000005741375a', saddr: '::', sport: 8080, daddr: '::', dport: 0, state: 'LISTEN', reason: 'INVALID_SYN' });
   });
 });
 
-describe('inPortRange: which events can be a lab\'s', () => {
+describe('isTheLabs: which events are a lab\'s', () => {
   const ports = { min: 33000, max: 33999 };
   it('keeps an event with one of its ports in the lab\'s range, either way', () => {
-    expect(inPortRange({ sport: 33001, dport: 5000 }, ports)).to.equal(true);
-    expect(inPortRange({ sport: 5000, dport: 33999 }, ports)).to.equal(true);
+    expect(isTheLabs({ sport: 33001, dport: 5000 }, ports)).to.equal(true);
+    expect(isTheLabs({ sport: 5000, dport: 33999 }, ports)).to.equal(true);
   });
   it('drops another lab\'s event (same addresses and listener, another range)', () => {
-    expect(inPortRange({ sport: 34001, dport: 5000 }, ports)).to.equal(false);
-    expect(inPortRange({ sport: 5000, dport: 32999 }, ports)).to.equal(false);
+    expect(isTheLabs({ sport: 34001, dport: 5000 }, ports)).to.equal(false);
+    expect(isTheLabs({ sport: 5000, dport: 32999 }, ports)).to.equal(false);
   });
-  it('keeps a listener\'s event (no peer port: it cannot be told apart)', () => {
-    expect(inPortRange({ sport: 8080, dport: 0 }, ports)).to.equal(true);
+  it('keeps a listener\'s event (no peer port) only from one of the lab\'s own listening sockets', () => {
+    const listeners = new Set(['0000000015025335']);
+    expect(isTheLabs({ sport: 8080, dport: 0, socket: '0000000015025335' }, ports, listeners)).to.equal(true);
+    expect(isTheLabs({ sport: 8080, dport: 0, socket: '00000000deadbeef' }, ports, listeners)).to.equal(false);
+    expect(isTheLabs({ sport: 8080, dport: 0 }, ports, listeners)).to.equal(false);
+  });
+  it('keeps every listener\'s event where socket names cannot be compared (kptr_restrict)', () => {
+    expect(isTheLabs({ sport: 8080, dport: 0, socket: '00000000deadbeef' }, ports)).to.equal(true);
   });
 });

@@ -144,6 +144,24 @@ export interface TcpOptions {
   timestamp?: { value: number; echo: number };
 }
 
+/**
+ * An ICMP error (RFC 792: destination unreachable, type 3; time exceeded, 11; ICMPv6
+ * RFC 4443: destination unreachable, type 1) as a capture point saw it, with the TCP header
+ * it quotes: the quoted segment ties the error to the connection it is about.
+ */
+export interface IcmpError {
+  time: number;
+  ipVersion: 4 | 6;
+  /** who sent the error (a firewall REJECT sends it from the firewall's own address) */
+  src: string;
+  dst: string;
+  ttl: number;
+  type: number;
+  code: number;
+  /** the quoted IP header and the first 8 bytes of its TCP header (ports and seq) */
+  quoted: { src: string; dst: string; sport: number; dport: number; seq: number };
+}
+
 export const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 } as const;
 
 /** Flags as tcpdump writes them: "S", "S.", "P.", "R", "R.", "F." ... */
@@ -219,6 +237,8 @@ export interface Observations {
   snapshots: Partial<Record<EndHost, Record<string, SocketEntry[]>>>;
   /** undefined where tracefs was not available */
   kernelResets?: KernelReset[];
+  /** ICMP errors about TCP segments, by capture point (the verifier's judges look at TCP only) */
+  icmp?: Partial<Record<CapturePoint, IcmpError[]>>;
 }
 
 // ---------------------------------------------------------------------------------------

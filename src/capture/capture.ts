@@ -5,6 +5,9 @@ import type { Lab } from '../lab/backend.js';
 import { DeadlineError, LabBrokeError, withDeadline } from '../errors.js';
 import { CAPTURE_INTERFACE, type CapturePoint } from '../vocabulary.js';
 
+/** What every capture point records: TCP, and the ICMP errors about it. */
+export const CAPTURE_FILTER = 'tcp or icmp or icmp6';
+
 export interface Capture {
   readonly point: CapturePoint;
   readonly file: string;
@@ -26,8 +29,10 @@ export function tcpdumpProgram(env: NodeJS.ProcessEnv = process.env): string {
 export async function startCapture(lab: Lab, point: CapturePoint, file: string, readyMs = CAPTURE_READY_MS): Promise<Capture> {
   const { host, iface } = CAPTURE_INTERFACE[point];
   // --immediate-mode -U: hand over each packet at once (without it the pcaps came out
-  // empty here); -Z root: do not drop privileges, the output is a pipe anyway.
-  const proc = lab.spawn(host, [tcpdumpProgram(), '-i', iface, '-nn', '-s', '256', '--immediate-mode', '-U', '-Z', 'root', '-w', '-', 'tcp']);
+  // empty here); -Z root: do not drop privileges, the output is a pipe anyway. ICMP too:
+  // a firewall's REJECT may answer with an ICMP error, which the application cannot tell
+  // from a RST (both are ECONNREFUSED), only the capture can.
+  const proc = lab.spawn(host, [tcpdumpProgram(), '-i', iface, '-nn', '-s', '256', '--immediate-mode', '-U', '-Z', 'root', '-w', '-', CAPTURE_FILTER]);
   const out = createWriteStream(file);
   proc.stdout.pipe(out);
   const written = finished(out);

@@ -1,7 +1,8 @@
 // A small decoder for the captures tcpdump writes: classic pcap and pcapng,
-// link types Ethernet / Linux cooked (SLL, SLL2) / raw IP, IPv4 and IPv6, TCP only.
-// Everything that is not a TCP segment we can read is skipped silently; the
-// verifier only ever asks questions about TCP segments.
+// link types Ethernet / Linux cooked (SLL, SLL2) / raw IP, IPv4 and IPv6: TCP segments,
+// and the ICMP errors that quote a TCP segment (a firewall's REJECT with an ICMP error).
+// Everything else is skipped silently; the verifier only ever asks questions about TCP
+// segments, and decodeCapture gives it nothing else.
 //
 // Format references:
 //   pcap:   draft-ietf-opsawg-pcap (https://www.tcpdump.org/manpages/pcap-savefile.5.html)
@@ -11,7 +12,7 @@
 // offload) the kernel hands tcpdump segments whose checksum is not filled in.
 
 import { readFile } from 'node:fs/promises';
-import type { TcpOptions, TcpPacket } from '../vocabulary.js';
+import type { IcmpError, TcpOptions, TcpPacket } from '../vocabulary.js';
 
 const PCAP_MAGIC_USEC = 0xa1b2c3d4;
 const PCAP_MAGIC_NSEC = 0xa1b23c4d;
@@ -35,6 +36,12 @@ const ETHERTYPE_VLAN = 0x8100; // 802.1Q
 const ETHERTYPE_QINQ = 0x88a8; // 802.1ad outer tag
 
 const IPPROTO_TCP = 6;
+const IPPROTO_ICMP = 1;
+const IPPROTO_ICMPV6 = 58;
+/** ICMP errors that quote the datagram they are about (RFC 792): unreachable, time exceeded, parameter problem. */
+const ICMP_ERRORS = new Set([3, 11, 12]);
+/** ICMPv6 errors (RFC 4443 §3): unreachable, packet too big, time exceeded, parameter problem. */
+const ICMPV6_ERRORS = new Set([1, 2, 3, 4]);
 
 /** Where a frame came from: its link type, timestamp and the captured bytes. */
 interface Frame {
@@ -49,12 +56,23 @@ export async function decodeCaptureFile(path: string): Promise<TcpPacket[]> {
 
 /** Decodes a classic pcap or pcapng capture into its TCP segments, in file order. */
 export function decodeCapture(buf: Buffer): TcpPacket[] {
-  const packets: TcpPacket[] = [];
+  return decodeCaptureWithIcmp(buf).tcp;
+}
+
+export async function decodeCaptureFileWithIcmp(path: string): Promise<{ tcp: TcpPacket[]; icmp: IcmpError[] }> {
+  return decodeCaptureWithIcmp(await readFile(path));
+}
+
+/** Its TCP segments and its ICMP errors about TCP segments, each in file order. */
+export function decodeCaptureWithIcmp(buf: Buffer): { tcp: TcpPacket[]; icmp: IcmpError[] } {
+  const tcp: TcpPacket[] = [];
+  const icmp: IcmpError[] = [];
   for (const frame of readFrames(buf)) {
     const p = decodeFrame(frame);
-    if (p) packets.push(p);
+    if (p && 'flags' in p) tcp.push(p);
+    else if (p) icmp.push(p);
   }
-  return packets;
+  return { tcp, icmp };
 }
 
 function readFrames(buf: Buffer): Frame[] {
@@ -201,7 +219,7 @@ function toSeconds(ts: bigint, iface: Interface): number {
 
 // --- link layer -------------------------------------------------------------
 
-function decodeFrame(frame: Frame): TcpPacket | undefined {
+function decodeFrame(frame: Frame): TcpPacket | IcmpError | undefined {
   const { data } = frame;
   let etherType: number;
   let off: number;
@@ -249,13 +267,13 @@ function decodeFrame(frame: Frame): TcpPacket | undefined {
 // --- IP ---------------------------------------------------------------------
 
 /** IPv4 (RFC 791). */
-function decodeIPv4(ip: Buffer, time: number): TcpPacket | undefined {
+function decodeIPv4(ip: Buffer, time: number): TcpPacket | IcmpError | undefined {
   if (ip.length < 20 || ip[0]! >> 4 !== 4) return undefined;
   const headerLen = (ip[0]! & 0x0f) * 4; // IHL counts 32-bit words; > 20 means IP options
   const totalLen = ip.readUInt16BE(2);
   // Only the first fragment (offset 0) carries the TCP header.
   if ((ip.readUInt16BE(6) & 0x1fff) !== 0) return undefined;
-  if (ip[9] !== IPPROTO_TCP || headerLen < 20 || totalLen < headerLen) return undefined;
+  if (headerLen < 20 || totalLen < headerLen) return undefined;
   const head = {
     ipVersion: 4 as const,
     src: ip.subarray(12, 16).join('.'),
@@ -263,17 +281,50 @@ function decodeIPv4(ip: Buffer, time: number): TcpPacket | undefined {
     ttl: ip[8]!,
     ipId: ip.readUInt16BE(4),
   };
+  if (ip[9] === IPPROTO_ICMP) return decodeIcmp(ip.subarray(headerLen), head, time);
+  if (ip[9] !== IPPROTO_TCP) return undefined;
   return decodeTcp(ip.subarray(headerLen), totalLen - headerLen, head, time);
 }
 
+/**
+ * An ICMPv4 error: type, code, checksum, 4 unused bytes, then the offending datagram's IP
+ * header and at least its first 8 bytes (RFC 792; RFC 1812 §4.3.2.3: routers quote more),
+ * which for TCP are the ports and the sequence number.
+ */
+function decodeIcmp(icmp: Buffer, head: IpHead, time: number): IcmpError | undefined {
+  if (icmp.length < 8 || !ICMP_ERRORS.has(icmp[0]!)) return undefined;
+  const inner = icmp.subarray(8);
+  if (inner.length < 20 || inner[0]! >> 4 !== 4 || inner[9] !== IPPROTO_TCP) return undefined;
+  const innerLen = (inner[0]! & 0x0f) * 4;
+  const tcp = inner.subarray(innerLen);
+  if (innerLen < 20 || tcp.length < 8) return undefined;
+  return {
+    time, ipVersion: 4, src: head.src, dst: head.dst, ttl: head.ttl, type: icmp[0]!, code: icmp[1]!,
+    quoted: { src: inner.subarray(12, 16).join('.'), dst: inner.subarray(16, 20).join('.'), sport: tcp.readUInt16BE(0), dport: tcp.readUInt16BE(2), seq: tcp.readUInt32BE(4) },
+  };
+}
+
+/** An ICMPv6 error (RFC 4443 §3): 8 bytes of header, then the offending packet from its IPv6 header on. */
+function decodeIcmpv6(icmp: Buffer, head: IpHead, time: number): IcmpError | undefined {
+  if (icmp.length < 8 || !ICMPV6_ERRORS.has(icmp[0]!)) return undefined;
+  const inner = icmp.subarray(8);
+  // Only a quoted packet whose next header is TCP itself (no extension headers) is tied to a flow.
+  if (inner.length < 48 || inner[0]! >> 4 !== 6 || inner[6] !== IPPROTO_TCP) return undefined;
+  const tcp = inner.subarray(40);
+  return {
+    time, ipVersion: 6, src: head.src, dst: head.dst, ttl: head.ttl, type: icmp[0]!, code: icmp[1]!,
+    quoted: { src: formatIPv6(inner.subarray(8, 24)), dst: formatIPv6(inner.subarray(24, 40)), sport: tcp.readUInt16BE(0), dport: tcp.readUInt16BE(2), seq: tcp.readUInt32BE(4) },
+  };
+}
+
 /** IPv6 (RFC 8200): fixed 40-byte header, then a chain of extension headers. */
-function decodeIPv6(ip: Buffer, time: number): TcpPacket | undefined {
+function decodeIPv6(ip: Buffer, time: number): TcpPacket | IcmpError | undefined {
   if (ip.length < 40 || ip[0]! >> 4 !== 6) return undefined;
   const payloadLen = ip.readUInt16BE(4); // everything after the fixed header, extension headers included
   let next = ip[6]!;
   let off = 40;
   for (;;) {
-    if (next === IPPROTO_TCP) break;
+    if (next === IPPROTO_TCP || next === IPPROTO_ICMPV6) break;
     if (off + 8 > ip.length) return undefined;
     if (next === 0 || next === 43 || next === 60) {
       // Hop-by-Hop, Routing, Destination Options: length in 8-byte units, not counting the first 8.
@@ -298,6 +349,7 @@ function decodeIPv6(ip: Buffer, time: number): TcpPacket | undefined {
     ttl: ip[7]!, // hop limit
     ipId: 0,
   };
+  if (next === IPPROTO_ICMPV6) return decodeIcmpv6(ip.subarray(off), head, time);
   return decodeTcp(ip.subarray(off), tcpLen, head, time);
 }
 

@@ -24,18 +24,21 @@ export const BASE_TOOLS: readonly Tool[] = ['ip', 'nsenter', 'tcpdump', 'iptable
 export interface ToolNeeds {
   sysctls: Partial<Record<string, Record<string, unknown>>>;
   steps: readonly { step: { do: string } }[];
+  /** a ruleset file for the firewall host: nft loads an nftables one */
+  firewallRuleset?: { format: string };
 }
 
 /**
  * The tools these plans need beyond BASE_TOOLS: conntrack where a net.netfilter sysctl is
  * set (those sysctls exist only once nf_conntrack is loaded, and the runner loads it with
- * `conntrack -L`), ss where a socket is killed (ss -K). An nft ruleset would add nft here.
+ * `conntrack -L`), ss where a socket is killed (ss -K), nft where an nftables ruleset is loaded.
  */
 export function toolsFor(plans: readonly ToolNeeds[]): Tool[] {
   const tools = new Set<Tool>();
   for (const p of plans) {
     if (Object.values(p.sysctls).some((s) => Object.keys(s ?? {}).some((n) => n.startsWith('net.netfilter.')))) tools.add('conntrack');
     if (p.steps.some((s) => s.step.do === 'killSocket')) tools.add('ss');
+    if (p.firewallRuleset?.format === 'nftables') tools.add('nft');
   }
   return [...tools];
 }

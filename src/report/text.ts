@@ -1,10 +1,10 @@
 // The terminal report of a run: a ladder of every segment across the lab, the RSTs
 // highlighted with who sent them and why, what each application saw, the expectations
 // held or failed, and the scenario's explanation of the cause.
-import { mergeAcrossPoints, type WireEvent } from '../verify/merge.js';
+import { mergeAcrossPoints, mergeIcmpAcrossPoints, type WireEvent } from '../verify/merge.js';
 import type { RunResult } from '../run/runner.js';
 import { describeRst } from '../verify/sightings.js';
-import { TCP, TOPOLOGY, flagString, type CapturePoint, type TcpPacket } from '../vocabulary.js';
+import { TCP, TOPOLOGY, flagString, type CapturePoint, type IcmpError, type TcpPacket } from '../vocabulary.js';
 
 export interface Style {
   color: boolean;
@@ -16,7 +16,7 @@ const paint = (on: boolean, code: string) => (s: string) => (on ? `\x1b[${code}m
 const LANE: Record<CapturePoint, number> = { client: 0, 'firewall-a': 22, 'firewall-b': 33, server: 55 };
 const WIDTH = LANE.server + 1;
 
-function lanes(e: WireEvent, captured: readonly CapturePoint[]): string {
+function lanes(e: WireEvent<{ dst: string }>, captured: readonly CapturePoint[]): string {
   const toServer = e.first.packet.dst !== TOPOLOGY.client.address;
   const seen = captured.filter((p) => e.seen.has(p)).map((p) => LANE[p]);
   const from = toServer ? Math.min(...seen) : Math.max(...seen);
@@ -33,6 +33,14 @@ function lanes(e: WireEvent, captured: readonly CapturePoint[]): string {
   return row.join('');
 }
 
+/** ICMP type 3 code 3 as tcpdump words it ("port unreachable"), with the segment it quotes. */
+const UNREACHABLE_CODE: Record<number, string> = { 0: 'net unreachable', 1: 'host unreachable', 3: 'port unreachable', 9: 'net prohibited', 10: 'host prohibited', 13: 'admin prohibited' };
+
+export function icmpLabel(p: IcmpError): string {
+  const what = p.ipVersion === 4 && p.type === 3 ? UNREACHABLE_CODE[p.code] ?? `unreachable code ${p.code}` : `type ${p.type} code ${p.code}`;
+  return `ICMP ${what} from ${p.src}, quoting ${p.quoted.sport}→${p.quoted.dport} seq ${p.quoted.seq}`;
+}
+
 function segmentLabel(p: TcpPacket): string {
   const ack = p.flags & TCP.ACK ? ` ack ${p.ack}` : '';
   const len = p.payloadLength ? ` len ${p.payloadLength}` : '';
@@ -47,10 +55,18 @@ export function renderLadder(result: RunResult, style: Style): string[] {
   const rsts = result.verdict.rsts;
   const header = `${'ms'.padStart(9)}  ${'client'.padEnd(LANE['firewall-a'])}${'fw-a'.padEnd(LANE['firewall-b'] - LANE['firewall-a'])}${'fw-b'.padEnd(LANE.server - LANE['firewall-b'])}server`;
   const lines = [dim(header)];
-  for (const e of events) {
+  // ICMP errors (a firewall's REJECT with icmp-port-unreachable) stand in the ladder in time order.
+  const icmp = mergeIcmpAcrossPoints(result.obs.icmp ?? {}, captured);
+  const rows = [...events.map((e) => ({ time: e.first.packet.time, e })), ...icmp.map((i) => ({ time: i.first.packet.time, i }))].sort((a, b) => a.time - b.time);
+  const msOf = (time: number) => ((time * 1000 - result.t0) || 0).toFixed(3).padStart(9);
+  for (const row of rows) {
+    if ('i' in row) {
+      lines.push(red(`${msOf(row.time)}  ${lanes(row.i, captured)}  ${icmpLabel(row.i.first.packet)}`));
+      continue;
+    }
+    const e = row.e;
     const p = e.first.packet;
-    const ms = ((p.time * 1000 - result.t0) || 0).toFixed(3).padStart(9);
-    let line = `${ms}  ${lanes(e, captured)}  ${segmentLabel(p)}`;
+    let line = `${msOf(p.time)}  ${lanes(e, captured)}  ${segmentLabel(p)}`;
     if (p.flags & TCP.RST) {
       // the same copy of the same packet: capture point and index in that point's capture
       const s = rsts.find((r) => r.seen[e.first.point]?.index === e.first.index);

@@ -6,12 +6,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { AgentClient, REQUEST_MS } from '../agent/client.js';
 import type { AgentEvent, Request } from '../agent/protocol.js';
 import { startCapture, type Capture } from '../capture/capture.js';
-import { decodeCaptureFile } from '../capture/pcap.js';
+import { decodeCaptureFileWithIcmp } from '../capture/pcap.js';
 import { startKernelResetTrace, type KernelResetTrace } from '../capture/kernel-resets.js';
 import { AbortedError, abortable, InputError, LabError, withDeadline } from '../errors.js';
 import { newLabId, type Backend, type Lab } from '../lab/backend.js';
 import type { Plan } from '../scenario/plan.js';
 import { iptablesError, refusedRule, restoreText, ruleArgv } from '../scenario/iptables-rule.js';
+import { applyRuleset, loadRuleset } from '../firewall/ruleset.js';
 import type { Step } from '../scenario/schema.js';
 import { verify, type Verdict } from '../verify/verify.js';
 import { ADDRESS, HOSTS, type ConnEnd, type ConnObservation, type EndHost, type Host, type HostName, type Observations } from '../vocabulary.js';
@@ -159,6 +160,9 @@ class Connections {
 export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResult> {
   const start = performance.now();
   const timings: Timings = { labUp: 0, captureReady: 0, steps: 0, verify: 0, labDown: 0, total: 0 };
+  // The ruleset file is read and checked on every run (the scenario's check is cached by the
+  // scenario's text, which does not hold the ruleset's), before anything is built.
+  const ruleset = plan.firewallRuleset && (await loadRuleset(plan.firewallRuleset.file, plan.firewallRuleset.format));
   const labId = newLabId();
   const dir = await runDir(opts.runsDir, plan, labId);
   // Which lab a run folder belongs to, written before the lab exists: a run that is killed
@@ -203,9 +207,10 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     await guard(Promise.all(HOSTS.map((h) => agents[h].ready)));
     timings.labUp = performance.now() - start;
 
-    // The lab hosts' own settings: the firewall's ruleset, then sysctls. net.netfilter.*
+    // The lab hosts' own settings: the firewall's ruleset file and rules, then sysctls. net.netfilter.*
     // sysctls exist only once nf_conntrack is loaded: a conntrack rule loads it, and so
     // does asking for the conntrack table (ctnetlink) where no rule does.
+    if (ruleset) await guard(withDeadline(applyRuleset(lab, 'firewall', ruleset), STEP_MS, `loading the ruleset ${ruleset.file}`));
     // iptables -w waits for the machine-wide xtables lock, which every lab shares
     if (plan.firewallRules.length > 0) await guard(withDeadline(iptablesRestore(lab, 'firewall', plan.firewallRules, plan.file), STEP_MS, "iptables-restore of the firewall's rules"));
     const sysctls = Object.entries(plan.sysctls) as [Host, Record<string, string | number>][];
@@ -247,10 +252,11 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
 
     const verifyStart = performance.now();
     const packets: Observations['packets'] = {};
-    for (const p of plan.capture) packets[p] = await decodeCaptureFile(join(dir, `${p}.pcap`));
+    const icmp: NonNullable<Observations['icmp']> = {};
+    for (const p of plan.capture) ({ tcp: packets[p], icmp: icmp[p] } = await decodeCaptureFileWithIcmp(join(dir, `${p}.pcap`)));
     const counters: Observations['counters'] = {};
     HOSTS.forEach((h, i) => (counters[h] = { before: before[i]!.counters ?? {}, after: after[i]!.counters ?? {} }));
-    const obs: Observations = { packets, conns: connections.conns, counters, snapshots, ...(kernelResets ? { kernelResets } : {}) };
+    const obs: Observations = { packets, icmp, conns: connections.conns, counters, snapshots, ...(kernelResets ? { kernelResets } : {}) };
     const verdict = verify(plan.expect, obs, { capture: plan.capture });
     for (const f of stepFailures) {
       verdict.results.unshift({ line: f.line, kind: 'step', passed: false, summary: f.message });

@@ -20,8 +20,8 @@ export interface LoadedScenario {
   /** Every variant of the scenario, `cause` first, then the keys of `variants` in file order. */
   variants: string[];
   /** Source lines: of each step (by index in `scenario.steps`), and of each expectation by variant;
-   * where each firewall rule is (by index in `scenario.firewall.rules`). */
-  lines: { steps: number[]; expect: Record<string, number[]>; rules: SourcePosition[] };
+   * where each firewall rule is (by index in `scenario.firewall.rules`), and the ruleset file's name. */
+  lines: { steps: number[]; expect: Record<string, number[]>; rules: SourcePosition[]; ruleset?: SourcePosition };
   /** Where a path of the parsed file is written (the nearest existing node for a missing one). */
   locate(path: SourcePath): Promise<SourcePosition>;
 }

@@ -63,6 +63,7 @@ export function parseScenario(text: string, file: string): LoadedScenario {
       steps: scenario.steps.map((_, i) => lineOf(['steps', i])),
       expect: expectLines,
       rules: (scenario.firewall?.rules ?? []).map((_, i) => locate(['firewall', 'rules', i])),
+      ruleset: locate(['firewall', scenario.firewall?.nftables !== undefined ? 'nftables' : 'iptables']),
     },
     locate: async (path) => locate(path),
   };

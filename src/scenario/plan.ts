@@ -1,5 +1,6 @@
 // A run's plan: what one run of a loaded scenario does (the steps of a variant, the
 // expectations it is judged by, the sysctls and rules of each host).
+import { dirname, isAbsolute, join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { LoadedScenario } from './load.js';
 import { didYouMean } from './did-you-mean.js';
@@ -17,6 +18,8 @@ export interface Plan {
   sysctls: Partial<Record<Host, Record<string, string | number>>>;
   /** The firewall's rules, each with where the scenario file writes it. */
   firewallRules: { rule: string; line: number; col: number }[];
+  /** The firewall's ruleset file (a path resolved from the scenario file's folder), loaded before its rules. */
+  firewallRuleset?: { format: 'iptables' | 'nftables'; file: string; line: number; col: number };
   capture: CapturePoint[];
   steps: { step: Step; line: number }[];
   expect: { expectation: Expectation; line: number }[];
@@ -51,10 +54,19 @@ export function planFor(s: LoadedScenario, variant: string, expectOf?: string): 
     expectOf: expectFrom,
     sysctls,
     firewallRules: (sc.firewall?.rules ?? []).map((rule, i) => ({ rule, line: s.lines.rules[i]?.line ?? 0, col: s.lines.rules[i]?.col ?? 1 })),
+    ...rulesetOf(s),
     capture: sc.capture,
     steps: sc.steps.flatMap((step, i) => (runsIn(step, variant) ? [{ step, line: s.lines.steps[i] ?? 0 }] : [])),
     expect: expectations.map((expectation, i) => ({ expectation, line: expectLines[i] ?? 0 })),
   };
+}
+
+function rulesetOf(s: LoadedScenario): Pick<Plan, 'firewallRuleset'> {
+  const f = s.scenario.firewall;
+  const format = f?.nftables !== undefined ? 'nftables' : f?.iptables !== undefined ? 'iptables' : undefined;
+  if (!format) return {};
+  const at = s.lines.ruleset ?? { line: 0, col: 1 };
+  return { firewallRuleset: { format, file: isAbsolute(f![format]!) ? f![format]! : join(dirname(s.file), f![format]!), ...at } };
 }
 
 /** Whether a step runs in a variant: a step without `when` runs in all of them. */

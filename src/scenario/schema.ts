@@ -40,6 +40,9 @@ export const iptablesRule = z
       `newlines and other control characters; over ${RULE_MAX_CHARS} characters.`,
   );
 
+// A ruleset file, relative to the scenario file (the firewall-test command takes the same files).
+const rulesetFile = z.string().min(1).regex(/^[^\0\n]+$/, 'a file name, relative to the scenario file');
+
 const when = z
   .union([id, z.array(id).min(1)])
   .optional()
@@ -179,7 +182,16 @@ export const Scenario = z.strictObject({
   explanation: z.string().min(1).describe('the cause in plain words, the RFC sections, how to recognise it in a capture'),
   rfc: z.array(z.string()).optional(),
   sysctls: z.partialRecord(host, sysctls).optional().describe('set in each lab host before the first step'),
-  firewall: z.strictObject({ rules: z.array(iptablesRule).default([]) }).optional(),
+  firewall: z
+    .strictObject({
+      rules: z.array(iptablesRule).default([]),
+      iptables: rulesetFile.optional().describe('an iptables-save file (what iptables-restore reads), loaded into the firewall host before `rules`'),
+      nftables: rulesetFile.optional().describe('an nft ruleset file (what nft -f reads), loaded into the firewall host before `rules`'),
+    })
+    .superRefine((f, ctx) => {
+      if (f.iptables !== undefined && f.nftables !== undefined) ctx.addIssue({ code: 'custom', path: ['nftables'], message: 'name one ruleset file: iptables or nftables, not both' });
+    })
+    .optional(),
   capture: z.array(capturePoint).min(1).default([...CAPTURE_POINTS]),
   steps: z.array(Step).min(1),
   expect: z.array(Expectation).min(1),

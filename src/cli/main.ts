@@ -11,6 +11,7 @@ import { planFor } from '../scenario/plan.js';
 import { toolsFor } from '../lab/tools.js';
 import { handleSignals } from './signals.js';
 import { runCommand, scenarioFile, scenariosDir, type RunCommandOptions } from './run.js';
+import type { FirewallTestOptions } from '../firewall/command.js';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -135,6 +136,30 @@ async function main(argv: string[]): Promise<number> {
       const plans = loaded.flatMap((s) => s.variants.map((v) => planFor(s, v)));
       await (await backendByName(opts.backend)).check(toolsFor(plans));
       process.stdout.write(`the ${opts.backend} backend can build labs here${scenario ? ` for ${scenario}` : ''}\n`);
+    });
+
+  program
+    .command('firewall-test')
+    .description('regression-test a firewall ruleset with live packets: each row of --expect through the lab firewall running --rules')
+    .requiredOption('--rules <file>', 'the ruleset: iptables-save output or an nft ruleset (recognised from its content)')
+    .requiredOption('--expect <file>', 'the expectation file (YAML): rows of port, from, idle, expect')
+    .option('--format <format>', 'force the ruleset format: iptables or nftables')
+    .option('--junit <file>', 'also write JUnit XML, one testcase per row')
+    .option('--json', 'print one JSON object per row instead of the table')
+    .option('--backend <name>', BACKENDS.join(' or '), BACKENDS[0])
+    .option('--drop-wait <time>', 'how long a row waits for an answer before it counts as dropped (e.g. 1s, 500ms)', '1s')
+    .option('--runs-dir <dir>', 'where run folders go', 'runs')
+    .option('--no-trace', 'do not record kernel RST reasons from tracefs')
+    .action(async (opts: FirewallTestOptions) => {
+      backendName(opts.backend);
+      const controller = new AbortController();
+      stopAll.signal.addEventListener('abort', () => controller.abort(), { once: true });
+      const release = handleSignals(process, controller, (s) => process.stderr.write(`\nrstlab: ${s}: stopping, taking the lab down…\n`));
+      try {
+        code = await (await import('../firewall/command.js')).firewallTestCommand(opts, controller.signal);
+      } finally {
+        release();
+      }
     });
 
   program.hook('preAction', () => {

@@ -4,7 +4,8 @@
 import { mergeAcrossPoints, mergeIcmpAcrossPoints, type WireEvent } from '../verify/merge.js';
 import type { RunResult } from '../run/runner.js';
 import { describeRst } from '../verify/sightings.js';
-import { TCP, TOPOLOGY, flagString, type CapturePoint, type IcmpError, type TcpPacket } from '../vocabulary.js';
+import { icmpLabel } from '../verify/format.js';
+import { TCP, TOPOLOGY, flagString, type CapturePoint, type TcpPacket } from '../vocabulary.js';
 
 export interface Style {
   color: boolean;
@@ -31,14 +32,6 @@ function lanes(e: WireEvent<{ dst: string }>, captured: readonly CapturePoint[])
   const dropped = captured.includes(last) && !e.seen.has(last);
   if (dropped) row[toServer ? Math.min(hi + 1, WIDTH - 1) : Math.max(lo - 1, 0)] = '✕';
   return row.join('');
-}
-
-/** ICMP type 3 code 3 as tcpdump words it ("port unreachable"), with the segment it quotes. */
-const UNREACHABLE_CODE: Record<number, string> = { 0: 'net unreachable', 1: 'host unreachable', 3: 'port unreachable', 9: 'net prohibited', 10: 'host prohibited', 13: 'admin prohibited' };
-
-export function icmpLabel(p: IcmpError): string {
-  const what = p.ipVersion === 4 && p.type === 3 ? UNREACHABLE_CODE[p.code] ?? `unreachable code ${p.code}` : `type ${p.type} code ${p.code}`;
-  return `ICMP ${what} from ${p.src}, quoting ${p.quoted.sport}→${p.quoted.dport} seq ${p.quoted.seq}`;
 }
 
 function segmentLabel(p: TcpPacket): string {

@@ -69,8 +69,8 @@ async function runDir(runsDir: string, plan: Plan, labId: string): Promise<strin
   }
 }
 
-/** What the runner knows of the scenario's connections while the steps run. */
-class Connections {
+/** What the runner knows of the scenario's connections while the steps run (firewall-test's rows too). */
+export class Connections {
   readonly conns: Record<string, ConnObservation> = {};
   /** accepted ends not yet matched to a connection, by `${host} ${agent name}` */
   private readonly accepted = new Map<string, ConnEnd & { agentName: string }>();
@@ -213,9 +213,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     if (ruleset) await guard(withDeadline(applyRuleset(lab, 'firewall', ruleset), STEP_MS, `loading the ruleset ${ruleset.file}`));
     // iptables -w waits for the machine-wide xtables lock, which every lab shares
     if (plan.firewallRules.length > 0) await guard(withDeadline(iptablesRestore(lab, 'firewall', plan.firewallRules, plan.file), STEP_MS, "iptables-restore of the firewall's rules"));
-    const sysctls = Object.entries(plan.sysctls) as [Host, Record<string, string | number>][];
-    await guard(Promise.all(sysctls.filter(([, s]) => Object.keys(s).some((n) => n.startsWith('net.netfilter.'))).map(([h]) => withDeadline(lab!.exec(h, ['conntrack', '-L']), REQUEST_MS, `conntrack -L in ${h}`))));
-    await guard(Promise.all(sysctls.flatMap(([host, s]) => Object.entries(s).map(([name, value]) => setSysctl(agents[host], name, value, plan.file)))));
+    await guard(setHostSysctls(lab, agents, plan.sysctls, plan.file));
 
     const capturesStart = performance.now();
     captures = await guard(capturing);
@@ -281,6 +279,14 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     timings.labDown = performance.now() - downStart;
     timings.total = performance.now() - start;
   }
+}
+
+/** Each host's sysctls. net.netfilter.* exist only once nf_conntrack is loaded in the host:
+ * asking for its conntrack table (ctnetlink) loads it where no rule did. */
+export async function setHostSysctls(lab: Lab, agents: Record<Host, AgentClient>, sysctls: Partial<Record<Host, Record<string, string | number>>>, file: string): Promise<void> {
+  const all = Object.entries(sysctls) as [Host, Record<string, string | number>][];
+  await Promise.all(all.filter(([, s]) => Object.keys(s).some((n) => n.startsWith('net.netfilter.'))).map(([h]) => withDeadline(lab.exec(h, ['conntrack', '-L']), REQUEST_MS, `conntrack -L in ${h}`)));
+  await Promise.all(all.flatMap(([host, s]) => Object.entries(s).map(([name, value]) => setSysctl(agents[host], name, value, file))));
 }
 
 /** A sysctl of the scenario's top level, set by the host's agent; one the kernel refuses

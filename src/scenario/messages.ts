@@ -129,7 +129,7 @@ const TYPE_WORDS: Record<string, string> = {
 
 // The zod schema at a path of the data, to list the keys allowed there. Unions are resolved
 // the way zod resolves them for this data: by the discriminator, or by the keys present.
-type AnySchema = z.core.$ZodType;
+export type AnySchema = z.core.$ZodType;
 function schemaAt(root: AnySchema, data: unknown, path: SourcePath): AnySchema | undefined {
   let s: AnySchema | undefined = root;
   let v = data;
@@ -188,8 +188,8 @@ function pickOption(options: AnySchema[], v: unknown, discriminator: string | un
   return best;
 }
 
-function allowedKeys(data: unknown, path: SourcePath): string[] {
-  const s = schemaAt(Scenario, data, path);
+function allowedKeys(data: unknown, path: SourcePath, root: AnySchema): string[] {
+  const s = schemaAt(root, data, path);
   if (!s) return [];
   const shape = shapeOf(s);
   if (shape) return Object.keys(shape);
@@ -206,11 +206,13 @@ const EXPECTATION_KINDS: string[] = Expectation.options.map((o) => Object.keys(o
 
 type Issue = z.core.$ZodIssue;
 
-export function issueProblems(issues: readonly Issue[], base: SourcePath, data: unknown): Problem[] {
-  return issues.flatMap((issue) => issueProblem(issue, base, data));
+/** Problems in words; `root` is the schema the data was checked against (a scenario's, unless
+ * another file kind, such as firewall-test's expectation file, uses the same messages). */
+export function issueProblems(issues: readonly Issue[], base: SourcePath, data: unknown, root: AnySchema = Scenario): Problem[] {
+  return issues.flatMap((issue) => issueProblem(issue, base, data, root));
 }
 
-function issueProblem(issue: Issue, base: SourcePath, data: unknown): Problem[] {
+function issueProblem(issue: Issue, base: SourcePath, data: unknown, root: AnySchema): Problem[] {
   const path: SourcePath = [...base, ...(issue.path as (string | number)[])];
   const value = valueAt(data, path);
   const key = path[path.length - 1];
@@ -218,7 +220,7 @@ function issueProblem(issue: Issue, base: SourcePath, data: unknown): Problem[] 
 
   switch (issue.code) {
     case 'unrecognized_keys': {
-      const allowed = allowedKeys(data, path);
+      const allowed = allowedKeys(data, path, root);
       return issue.keys.map((k) => ({
         path: [...path, k],
         at: 'key' as const,
@@ -236,7 +238,7 @@ function issueProblem(issue: Issue, base: SourcePath, data: unknown): Problem[] 
         return [{ path, at: 'value', message: `unknown ${what} ${show(value)}${didYouMean(String(value), kinds)}; ${what}s: ${kinds.join(', ')}` }];
       }
       const branch = plausibleBranch(issue.errors, value);
-      if (branch) return issueProblems(branch, path, data);
+      if (branch) return issueProblems(branch, path, data, root);
       if (isExpectationPath(path)) return expectationKindProblem(path, value);
       const expected = [...new Set(issue.errors.flatMap((b) => b.filter((i) => i.path.length === 0).map((i) => expectedText(i))))];
       return [{ path, at: 'value', message: `got ${kindOf(value)}; expected ${expected.join(', or ') || 'something else'}` }];

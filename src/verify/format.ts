@@ -1,6 +1,6 @@
 // One packet as one line, in the shape tcpdump prints it, so that a failure detail, the
 // terminal report and `tcpdump -r client.pcap` can be read side by side.
-import { TCP, flagString, type CapturePoint, type TcpPacket } from '../vocabulary.js';
+import { TCP, flagString, type CapturePoint, type IcmpError, type TcpPacket } from '../vocabulary.js';
 
 /** The widest capture point name ("firewall-a"), so that lines of several points line up. */
 const POINT_WIDTH = 10;
@@ -37,4 +37,12 @@ function endpoint(address: string, port: number): string {
 
 function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
+}
+
+/** ICMP type 3 code 3 as tcpdump words it ("port unreachable"), with the segment it quotes. */
+const UNREACHABLE_CODE: Record<number, string> = { 0: 'net unreachable', 1: 'host unreachable', 3: 'port unreachable', 9: 'net prohibited', 10: 'host prohibited', 13: 'admin prohibited' };
+
+export function icmpLabel(p: IcmpError): string {
+  const what = p.ipVersion === 4 && p.type === 3 ? UNREACHABLE_CODE[p.code] ?? `unreachable code ${p.code}` : `type ${p.type} code ${p.code}`;
+  return `ICMP ${what} from ${p.src}, quoting ${p.quoted.sport}→${p.quoted.dport} seq ${p.quoted.seq}`;
 }

@@ -1,0 +1,97 @@
+// Expectation file → checked rows, every mistake located as file:line:col with the same
+// machinery (and words) as scenario files (scenario/messages.ts).
+import { LineCounter, parseDocument } from 'yaml';
+import { InputError } from '../errors.js';
+import { collect, issueProblems, pathText, rangeAt, yamlError, type Located, type Problem, type SourcePath, type SourcePosition } from '../scenario/messages.js';
+import { durationMs, ExpectationFile, type Outcome, type Row } from './expect-schema.js';
+import { readInputFile } from './ruleset.js';
+import type { EndHost, Host } from '../vocabulary.js';
+
+/** One row, checked, with where it is written. */
+export interface PlannedRow {
+  /** 1, 2, ... in file order */
+  index: number;
+  line: number;
+  name: string;
+  from: EndHost;
+  to: EndHost;
+  port: number;
+  idleMs?: number;
+  expect: Outcome;
+}
+
+export interface Expectations {
+  file: string;
+  sysctls: Partial<Record<Host, Record<string, string | number>>>;
+  rows: PlannedRow[];
+}
+
+/** Whether the side a row connects to listens on its port: everywhere but where the row
+ * expects the other end's kernel to reset it (no listener there). */
+export const needsListener = (r: { expect: Outcome; idle?: unknown; idleMs?: number }): boolean => r.expect === 'reach' || r.idle !== undefined || r.idleMs !== undefined;
+
+export function rowName(r: Pick<Row, 'name' | 'from' | 'port' | 'idle'>): string {
+  return r.name ?? `${r.from === 'server' ? 'server→client ' : ''}${r.port}/tcp${r.idle !== undefined ? ` idle ${typeof r.idle === 'number' ? `${r.idle}s` : r.idle}` : ''}`;
+}
+
+/** What the schema cannot see: rows that need a listener and rows that need none on the same port. */
+export function rowProblems(rows: Row[]): Problem[] {
+  const problems: Problem[] = [];
+  rows.forEach((r, i) => {
+    if (r.idle !== undefined && r.expect === 'reset-by-server') {
+      problems.push({ path: ['rows', i, 'expect'], at: 'value', message: 'an idle row first completes a handshake, so the other side listens on its port: it cannot expect reset-by-server' });
+    }
+  });
+  rows.forEach((r, i) => {
+    if (r.expect !== 'reset-by-server') return;
+    const j = rows.findIndex((o) => o.from === r.from && o.port === r.port && needsListener(o));
+    if (j >= 0) {
+      problems.push({
+        path: ['rows', i, 'expect'], at: 'value',
+        message: `reset-by-server needs port ${r.port} closed on the ${r.from === 'client' ? 'server' : 'client'}, but row ${j + 1} (${rowName(rows[j]!)}, ${rows[j]!.expect}${rows[j]!.idle !== undefined ? ' after idle' : ''}) needs a listener there`,
+      });
+    }
+  });
+  return problems;
+}
+
+export function parseExpectations(text: string, file: string): Expectations {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
+  if (doc.errors.length > 0) throw collect(file, doc.errors.map((e) => yamlError(doc, text, e.code, e.message, e.pos[0], at)));
+  if (doc.contents === null) throw new InputError('the file holds no expectations (expected a mapping with rows: [...])', file, 1, 1);
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (err) {
+    throw new InputError(`cannot read the YAML: ${(err as Error).message}`, file, 1, 1);
+  }
+  const locate = (path: SourcePath, part: 'value' | 'key' = 'value'): SourcePosition => {
+    const range = rangeAt(doc, path, part);
+    return range === undefined ? { line: 1, col: 1 } : at(range);
+  };
+  const place = (problems: Problem[]): Located[] => problems.map((p) => ({ ...locate(p.path, p.at), message: `${pathText(p.path)}: ${p.message}` }));
+  const parsed = ExpectationFile.safeParse(data);
+  if (!parsed.success) throw collect(file, place(issueProblems(parsed.error.issues, [], data, ExpectationFile)));
+  const semantic = rowProblems(parsed.data.rows);
+  if (semantic.length > 0) throw collect(file, place(semantic));
+  return {
+    file,
+    sysctls: parsed.data.sysctls ?? {},
+    rows: parsed.data.rows.map((r, i) => ({
+      index: i + 1,
+      line: locate(['rows', i]).line,
+      name: rowName(r),
+      from: r.from,
+      to: r.from === 'client' ? 'server' : 'client',
+      port: r.port,
+      ...(r.idle !== undefined ? { idleMs: durationMs(r.idle)! } : {}),
+      expect: r.expect,
+    })),
+  };
+}
+
+export async function loadExpectations(file: string): Promise<Expectations> {
+  return parseExpectations(await readInputFile(file, 'the expectation file'), file);
+}

@@ -14,8 +14,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  iproute2 iptables tcpdump conntrack util-linux procps docker.io debootstrap ca-certificates >/dev/null
-echo "setup-host: installed iproute2 iptables tcpdump conntrack util-linux procps docker.io debootstrap"
+  iproute2 iptables nftables tcpdump conntrack util-linux procps docker.io debootstrap ca-certificates >/dev/null
+echo "setup-host: installed iproute2 iptables nftables tcpdump conntrack util-linux procps docker.io debootstrap"
 
 if [ "${1:-}" != "--no-docker" ] && ! docker info >/dev/null 2>&1; then
   echo "setup-host: starting dockerd"

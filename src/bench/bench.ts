@@ -5,6 +5,9 @@
 //   which hold the waits the cause needs) against lab overhead (everything else). Each
 //   headline figure is printed beside its aim (issue 10): closed-port on netns ≤ 0.3 s, on
 //   Docker ≤ 0.8 s, run --all --jobs 4 within 1.2 × its longest scenario.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cli, leanEnv } from './cli.js';
 
@@ -70,6 +73,35 @@ async function all(env: NodeJS.ProcessEnv): Promise<void> {
   }
 }
 
+/** firewall-test: a 20-row matrix on the example gateway (mixed outcomes, 6 drops, no idle row), end to end. */
+const FIREWALL_AIM_MS = 3000;
+const MATRIX: [number, string, string?][] = [
+  [22, 'reach'], [80, 'reach'], [443, 'reach'], [22, 'reach'], [80, 'reach'],
+  [23, 'reset-by-firewall'], [3306, 'reset-by-firewall'], [23, 'reset-by-firewall'], [3306, 'reset-by-firewall'],
+  [113, 'unreachable'], [113, 'unreachable'],
+  [8080, 'reset-by-server'], [8080, 'reset-by-server'],
+  [25, 'drop'], [21, 'drop'], [110, 'drop'], [143, 'drop'], [3389, 'drop'], [53, 'drop', 'server'], [22, 'drop', 'server'],
+];
+
+async function firewallMatrix(runs: number, env: NodeJS.ProcessEnv): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'rstlab-bench-fw-'));
+  try {
+    const expectFile = join(dir, 'matrix.expect.yaml');
+    writeFileSync(expectFile, `rows:\n${MATRIX.map(([port, outcome, from]) => `  - { port: ${port}, expect: ${outcome}${from ? `, from: ${from}` : ''} }\n`).join('')}`);
+    const args = ['firewall-test', '--rules', 'examples/firewall/gateway-iptables.rules', '--expect', expectFile, '--json', '--runs-dir', join(dir, 'runs')];
+    const walls: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const r = await cli(args, env);
+      if (r.code !== 0) throw new Error(`firewall-test matrix failed (exit ${r.code})`);
+      walls.push(r.wall);
+    }
+    const drops = MATRIX.filter(([, o]) => o === 'drop').length;
+    console.log(`firewall-test, ${MATRIX.length} rows (${drops} drops, drop wait 1 s) on netns, median of ${runs}: ${ms(median(walls))} end to end   (${aim(median(walls), FIREWALL_AIM_MS)})`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function dockerReachable(): Promise<boolean> {
   const r = await cli(['check', '--backend', 'docker'], process.env);
   return r.code === 0;
@@ -83,6 +115,7 @@ if (process.env.NODE_EXTRA_CA_CERTS) {
   await closedPort('netns', runs, process.env, ' with NODE_EXTRA_CA_CERTS set (as in this shell)');
   console.log('  (this environment sets NODE_EXTRA_CA_CERTS: every node start then loads the CA bundle first)');
 }
+await firewallMatrix(Math.min(runs, 3), lean);
 if (!values.quick) await all(lean);
 if (await dockerReachable()) await closedPort('docker', runs, lean, ' (image already built)', AIM_MS.docker);
 else console.log('closed-port on docker: skipped, Docker is not reachable here (rstlab check --backend docker says why)');

@@ -19,9 +19,6 @@ import { ADDRESS, CAPTURE_POINTS, HOSTS, type Host, type HostName, type Observat
 import { needsListener, type Expectations, type PlannedRow } from './expectations.js';
 import { applyRuleset, type Ruleset } from './ruleset.js';
 
-/** Where the rows' own ports start: each row connects from FIRST_ROW_PORT + its index (skipping
- * the ports rows connect to), above the ports services use and below Linux's ephemeral range. */
-export const FIRST_ROW_PORT = 20000;
 /** Time for the last packets to cross the lab after the last row (veth latency is µs). */
 const SETTLE_MS = 50;
 
@@ -44,11 +41,13 @@ export interface MatrixRun {
   seconds: number;
 }
 
-/** A local port for each row, none of them a port any row connects to or listens on. */
-export function rowPorts(rows: readonly PlannedRow[]): Map<number, number> {
+/** A local port for each row from the lab's own port range (lab/owner.ts: no other lab alive
+ * has these, so no 4-tuple and no kernel trace event is shared), none of them a port any row
+ * connects to or listens on. */
+export function rowPorts(rows: readonly PlannedRow[], first: number): Map<number, number> {
   const taken = new Set(rows.map((r) => r.port));
   const ports = new Map<number, number>();
-  let next = FIRST_ROW_PORT;
+  let next = first;
   for (const r of rows) {
     while (taken.has(next)) next++;
     ports.set(r.index, next++);
@@ -68,7 +67,7 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
   const start = performance.now();
   const labId = newLabId();
   const dir = await runFolder(opts.runsDir, labId);
-  const localPorts = rowPorts(ex.rows);
+  let localPorts = new Map<number, number>();
   const connections = new Connections(() => 0);
   let lab: Lab | undefined;
   let labUp: Promise<Lab> | undefined;
@@ -83,6 +82,7 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
   try {
     labUp = opts.backend.up(labId);
     lab = await guard(labUp);
+    localPorts = rowPorts(ex.rows, lab.ports.min);
     const agentOpts = { onEvent: (host: HostName, e: AgentEvent) => connections.onEvent(host, e), onFailure: (e: Error) => stop.abort(e) };
     for (const h of HOSTS) agents[h] = AgentClient.start(lab, h, agentOpts);
     await guard(Promise.all(HOSTS.map((h) => agents[h].ready)));
@@ -99,7 +99,7 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
     await guard(Promise.all([...listen.values()].map(({ host, port }) => agents[host].request({ cmd: 'listen', listener: `port${port}`, port, accept: true, read: true }))));
 
     captures = await guard(Promise.all(CAPTURE_POINTS.map((p) => startCapture(lab!, p, join(dir, `${p}.pcap`)))));
-    if (opts.traceResets) trace = await guard(withDeadline(startKernelResetTrace(labId), REQUEST_MS, 'the kernel reset trace to start'));
+    if (opts.traceResets) trace = await guard(withDeadline(startKernelResetTrace(labId, lab.ports), REQUEST_MS, 'the kernel reset trace to start'));
 
     await guard(Promise.all(ex.rows.map((r) => runRow(r, localPorts.get(r.index)!, agents, connections, opts.dropWaitMs))));
     await guard(delay(SETTLE_MS));

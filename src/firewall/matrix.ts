@@ -96,7 +96,8 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
       const closed = ex.rows.some((o) => o.to === r.to && o.port === r.port && o.expect === 'reset-by-server');
       if (!closed || needsListener(r)) listen.set(`${r.to} ${r.port}`, { host: r.to, port: r.port });
     }
-    await guard(Promise.all([...listen.values()].map(({ host, port }) => agents[host].request({ cmd: 'listen', listener: `port${port}`, port, accept: true, read: true }))));
+    const listening = await guard(Promise.all([...listen.values()].map(({ host, port }) => agents[host].request({ cmd: 'listen', listener: `port${port}`, port, accept: true, read: true }))));
+    const listenerSockets = new Set(listening.flatMap((r) => r.listenerSockets ?? []));
 
     captures = await guard(Promise.all(CAPTURE_POINTS.map((p) => startCapture(lab!, p, join(dir, `${p}.pcap`)))));
     if (opts.traceResets) trace = await guard(withDeadline(startKernelResetTrace(labId, lab.ports), REQUEST_MS, 'the kernel reset trace to start'));
@@ -108,7 +109,7 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
     await guard(Promise.all(stopping.map((c) => c.stop())));
     const tracing = trace;
     trace = undefined;
-    const kernelResets = tracing ? await guard(withDeadline(tracing.stop(), REQUEST_MS, 'the kernel reset trace to stop')) : undefined;
+    const kernelResets = tracing ? await guard(withDeadline(tracing.stop(listenerSockets), REQUEST_MS, 'the kernel reset trace to stop')) : undefined;
 
     const packets: Observations['packets'] = {};
     const icmp: NonNullable<Observations['icmp']> = {};
@@ -119,7 +120,7 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
     throw await classify(e, lab, stop.signal);
   } finally {
     opts.signal?.removeEventListener('abort', onSignal);
-    await trace?.stop().catch(() => undefined);
+    await trace?.remove().catch(() => undefined);
     await Promise.all(captures.map((c) => c.stop().catch(() => undefined)));
     await Promise.all(Object.values(agents).map((a) => a.stop()));
     lab ??= await labUp?.catch(() => undefined);

@@ -5,22 +5,16 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { AgentClient, REQUEST_MS } from '../agent/client.js';
-import type { AgentEvent } from '../agent/protocol.js';
-import { startCapture, type Capture } from '../capture/capture.js';
-import { decodeCaptureFileWithIcmp } from '../capture/pcap.js';
-import { startKernelResetTrace, type KernelResetTrace } from '../capture/kernel-resets.js';
-import { abortable, withDeadline } from '../errors.js';
-import { newLabId, type Backend, type Lab } from '../lab/backend.js';
-import { classify, STEP_MS } from '../run/deadlines.js';
+import type { AgentClient } from '../agent/client.js';
+import { withDeadline } from '../errors.js';
+import { newLabId, type Backend } from '../lab/backend.js';
+import { Connections } from '../run/connections.js';
+import { STEP_MS } from '../run/deadlines.js';
 import { makeFolder } from '../run/preflight.js';
-import { Connections, setHostSysctls } from '../run/runner.js';
-import { ADDRESS, CAPTURE_POINTS, HOSTS, type Host, type HostName, type Observations } from '../vocabulary.js';
+import { LabSession } from '../run/session.js';
+import { ADDRESS, CAPTURE_POINTS, type Host, type Observations } from '../vocabulary.js';
 import { needsListener, type Expectations, type PlannedRow } from './expectations.js';
 import { applyRuleset, type Ruleset } from './ruleset.js';
-
-/** Time for the last packets to cross the lab after the last row (veth latency is µs). */
-const SETTLE_MS = 50;
 
 export interface MatrixOptions {
   backend: Backend;
@@ -67,28 +61,16 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
   const start = performance.now();
   const labId = newLabId();
   const dir = await runFolder(opts.runsDir, labId);
-  let localPorts = new Map<number, number>();
   const connections = new Connections(() => 0);
-  let lab: Lab | undefined;
-  let labUp: Promise<Lab> | undefined;
-  const agents = {} as Record<Host, AgentClient>;
-  let captures: Capture[] = [];
-  let trace: KernelResetTrace | undefined;
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  if (opts.signal?.aborted) stop.abort();
-  opts.signal?.addEventListener('abort', onSignal, { once: true });
-  const guard = <T>(p: Promise<T>) => abortable(p, stop.signal);
+  const session = new LabSession({
+    backend: opts.backend, labId, dir, capture: CAPTURE_POINTS, traceResets: opts.traceResets, signal: opts.signal,
+    onEvent: (host, e) => connections.onEvent(host, e),
+  });
   try {
-    labUp = opts.backend.up(labId);
-    lab = await guard(labUp);
-    localPorts = rowPorts(ex.rows, lab.ports.min);
-    const agentOpts = { onEvent: (host: HostName, e: AgentEvent) => connections.onEvent(host, e), onFailure: (e: Error) => stop.abort(e) };
-    for (const h of HOSTS) agents[h] = AgentClient.start(lab, h, agentOpts);
-    await guard(Promise.all(HOSTS.map((h) => agents[h].ready)));
-
-    await guard(withDeadline(applyRuleset(lab, 'firewall', ruleset), STEP_MS, `loading the ruleset ${ruleset.file}`));
-    await guard(setHostSysctls(lab, agents, ex.sysctls, ex.file));
+    const lab = await session.up();
+    const localPorts = rowPorts(ex.rows, lab.ports.min);
+    await session.guard(withDeadline(applyRuleset(lab, 'firewall', ruleset), STEP_MS, `loading the ruleset ${ruleset.file}`));
+    await session.setSysctls(ex.sysctls, ex.file);
     // The side a row connects to listens on its port, except where the row expects that
     // side's kernel to reset it (expectations.ts checks that no port needs both).
     const listen = new Map<string, { host: 'client' | 'server'; port: number }>();
@@ -96,35 +78,17 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
       const closed = ex.rows.some((o) => o.to === r.to && o.port === r.port && o.expect === 'reset-by-server');
       if (!closed || needsListener(r)) listen.set(`${r.to} ${r.port}`, { host: r.to, port: r.port });
     }
-    const listening = await guard(Promise.all([...listen.values()].map(({ host, port }) => agents[host].request({ cmd: 'listen', listener: `port${port}`, port, accept: true, read: true }))));
-    const listenerSockets = new Set(listening.flatMap((r) => r.listenerSockets ?? []));
+    await session.guard(Promise.all([...listen.values()].map(({ host, port }) => session.listen(host, { listener: `port${port}`, port, accept: true, read: true }))));
+    await session.recording();
 
-    captures = await guard(Promise.all(CAPTURE_POINTS.map((p) => startCapture(lab!, p, join(dir, `${p}.pcap`)))));
-    if (opts.traceResets) trace = await guard(withDeadline(startKernelResetTrace(labId, lab.ports), REQUEST_MS, 'the kernel reset trace to start'));
-
-    await guard(Promise.all(ex.rows.map((r) => runRow(r, localPorts.get(r.index)!, agents, connections, opts.dropWaitMs))));
-    await guard(delay(SETTLE_MS));
-    const stopping = captures;
-    captures = [];
-    await guard(Promise.all(stopping.map((c) => c.stop())));
-    const tracing = trace;
-    trace = undefined;
-    const kernelResets = tracing ? await guard(withDeadline(tracing.stop(listenerSockets), REQUEST_MS, 'the kernel reset trace to stop')) : undefined;
-
-    const packets: Observations['packets'] = {};
-    const icmp: NonNullable<Observations['icmp']> = {};
-    for (const p of CAPTURE_POINTS) ({ tcp: packets[p], icmp: icmp[p] } = await decodeCaptureFileWithIcmp(join(dir, `${p}.pcap`)));
-    const obs: Observations = { packets, icmp, conns: connections.conns, counters: {}, snapshots: {}, ...(kernelResets ? { kernelResets } : {}) };
+    await session.guard(Promise.all(ex.rows.map((r) => runRow(r, localPorts.get(r.index)!, session.agents, connections, opts.dropWaitMs))));
+    const { kernelResets } = await session.finish(async () => undefined);
+    const obs: Observations = { ...(await session.decode()), conns: connections.conns, counters: {}, snapshots: {}, ...(kernelResets ? { kernelResets } : {}) };
     return { labId, backend: opts.backend.name, dir, localPorts, obs, seconds: (performance.now() - start) / 1000 };
   } catch (e) {
-    throw await classify(e, lab, stop.signal);
+    throw await session.failure(e);
   } finally {
-    opts.signal?.removeEventListener('abort', onSignal);
-    await trace?.remove().catch(() => undefined);
-    await Promise.all(captures.map((c) => c.stop().catch(() => undefined)));
-    await Promise.all(Object.values(agents).map((a) => a.stop()));
-    lab ??= await labUp?.catch(() => undefined);
-    await lab?.down();
+    await session.down();
   }
 }
 

@@ -93,7 +93,13 @@ async function removeNamespaces(names: string[]): Promise<string[]> {
     }
   }
   const r = await run('ip', ['-force', '-batch', '-'], gone.map((n) => `netns del ${n}`).join('\n'));
-  if (r.code !== 0) throw new LabError(`could not delete namespaces ${gone.join(', ')}: ${r.stderr.trim()}`);
+  if (r.code !== 0) {
+    // Someone else (a cleanup beside the run) may have deleted some meanwhile: only what is
+    // still there is a failure.
+    const still = new Set(await listNamespaces());
+    const left = gone.filter((n) => still.has(n));
+    if (left.length > 0) throw new LabError(`could not delete namespaces ${left.join(', ')}: ${r.stderr.trim()}`);
+  }
   return gone;
 }
 

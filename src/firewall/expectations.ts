@@ -4,7 +4,8 @@ import { LineCounter, parseDocument } from 'yaml';
 import { InputError } from '../errors.js';
 import { collect, issueProblems, pathText, rangeAt, yamlError, type Located, type Problem, type SourcePath, type SourcePosition } from '../scenario/messages.js';
 import { durationMs, ExpectationFile, type Outcome, type Row } from './expect-schema.js';
-import { readInputFile } from './ruleset.js';
+import { readInputFile } from '../scenario/input-file.js';
+import { RULESET_MAX_BYTES } from './ruleset.js';
 import type { EndHost, Host } from '../vocabulary.js';
 
 /** One row, checked, with where it is written. */
@@ -93,5 +94,5 @@ export function parseExpectations(text: string, file: string): Expectations {
 }
 
 export async function loadExpectations(file: string): Promise<Expectations> {
-  return parseExpectations(await readInputFile(file, 'the expectation file'), file);
+  return parseExpectations(await readInputFile(file, 'an expectation file', RULESET_MAX_BYTES), file);
 }

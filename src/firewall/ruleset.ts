@@ -10,10 +10,9 @@
 // - iptables: everything iptables-rule.ts refuses (--modprobe and its abbreviations, paths as
 //   extension names, injected restore directives), line by line (iptablesSaveProblems).
 // - both: control characters (other than tab), and files over RULESET_MAX_BYTES.
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import type { Lab } from '../lab/backend.js';
+import { readInputFile } from '../scenario/input-file.js';
 import { iptablesError, iptablesSaveProblems, type LineProblem } from '../scenario/iptables-rule.js';
 
 export const RULESET_FORMATS = ['iptables', 'nftables'] as const;
@@ -30,24 +29,6 @@ export interface Ruleset {
 }
 
 /** Read a regular file of at most `max` bytes (never a FIFO or a device, which could block or never end). */
-export async function readInputFile(file: string, what: string, max = RULESET_MAX_BYTES): Promise<string> {
-  let handle;
-  try {
-    // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
-    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (e) {
-    throw new InputError(`cannot read ${what}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, file);
-  }
-  try {
-    const s = await handle.stat();
-    if (!s.isFile()) throw new InputError(`${what} must be a regular file`, file);
-    if (s.size > max) throw new InputError(`${what} is ${s.size} bytes; at most ${max} are read`, file);
-    return await handle.readFile('utf8');
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
  * The format of a ruleset from its first statement: iptables-save output starts with
  * `*table` (or a `:CHAIN` / `-A` line); an nft ruleset with `table`, `flush`, `define`,
@@ -94,7 +75,7 @@ export function nftProblems(text: string): LineProblem[] {
 
 /** Read, recognise and check a ruleset file; bad input (exit 2, located) before any lab is built. */
 export async function loadRuleset(file: string, format?: RulesetFormat): Promise<Ruleset> {
-  const text = await readInputFile(file, 'the ruleset');
+  const text = await readInputFile(file, 'a ruleset', RULESET_MAX_BYTES);
   const found = format ?? detectFormat(text);
   if (!found) {
     throw new InputError('cannot tell the format of this ruleset (iptables-save output starts with *filter, an nft ruleset with table or flush): name it with --format iptables|nftables', file, 1, 1);

@@ -4,11 +4,11 @@
 // checks a file (messages.ts turns zod issues and YAML errors into located messages,
 // checks.ts finds what the schema cannot see), cache.ts remembers files that passed, and
 // plan.ts makes a run's plan of a loaded scenario.
-import { constants } from 'node:fs';
-import { open, readdir, type FileHandle } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InputError } from '../errors.js';
 import { cachedCheck, rememberCheck } from './cache.js';
+import { readInputFile } from './input-file.js';
 import type { SourcePath, SourcePosition } from './messages.js';
 import type { ScenarioFile } from './schema.js';
 
@@ -33,25 +33,7 @@ export interface LoadedScenario {
 export const MAX_SCENARIO_BYTES = 1024 * 1024;
 
 export async function loadScenario(file: string): Promise<LoadedScenario> {
-  let text: string;
-  // Opened non-blocking and judged by the open file itself: a FIFO is not waited on, and
-  // what is read is the regular file that was checked.
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
-    const st = await handle.stat();
-    if (!st.isFile()) throw new InputError('not a regular file (a scenario is a .yaml file)', file);
-    if (st.size > MAX_SCENARIO_BYTES) throw new InputError(`the file is ${st.size} bytes; a scenario file may be at most ${MAX_SCENARIO_BYTES} (1 MB)`, file);
-    // what fstat saw is what is read, however the file changes meanwhile
-    const buf = Buffer.alloc(st.size);
-    const { bytesRead } = await handle.read(buf, 0, st.size, 0);
-    text = buf.subarray(0, bytesRead).toString('utf8');
-  } catch (err) {
-    if (err instanceof InputError) throw err;
-    throw new InputError(`cannot read scenario file: ${(err as Error).message}`, file);
-  } finally {
-    await handle?.close();
-  }
+  const text = await readInputFile(file, 'a scenario file', MAX_SCENARIO_BYTES);
   // A file already checked by this very loader needs no YAML parser nor schema library:
   // a run starts ~100 ms sooner (docs/DESIGN.md "Speed").
   const cached = await cachedCheck(text);

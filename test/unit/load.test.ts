@@ -135,7 +135,7 @@ variants:
 
   it('says when a file cannot be read', async () => {
     const err = await loadError(join(badDir, 'no-such-file.yaml'));
-    expect(err.message).to.include('cannot read scenario file');
+    expect(err.message).to.include('cannot read a scenario file');
   });
 });
 

@@ -1,8 +1,6 @@
 // Expectation file → checked rows, every mistake located as file:line:col with the same
 // machinery (and words) as scenario files (scenario/messages.ts).
-import { LineCounter, parseDocument } from 'yaml';
-import { InputError } from '../errors.js';
-import { collect, issueProblems, pathText, rangeAt, yamlError, type Located, type Problem, type SourcePath, type SourcePosition } from '../scenario/messages.js';
+import { collect, issueProblems, readYaml, type Problem } from '../scenario/messages.js';
 import { durationMs, ExpectationFile, type Outcome, type Row } from './expect-schema.js';
 import { readInputFile } from '../scenario/input-file.js';
 import { RULESET_MAX_BYTES } from './ruleset.js';
@@ -57,22 +55,7 @@ export function rowProblems(rows: Row[]): Problem[] {
 }
 
 export function parseExpectations(text: string, file: string): Expectations {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
-  if (doc.errors.length > 0) throw collect(file, doc.errors.map((e) => yamlError(doc, text, e.code, e.message, e.pos[0], at)));
-  if (doc.contents === null) throw new InputError('the file holds no expectations (expected a mapping with rows: [...])', file, 1, 1);
-  let data: unknown;
-  try {
-    data = doc.toJS();
-  } catch (err) {
-    throw new InputError(`cannot read the YAML: ${(err as Error).message}`, file, 1, 1);
-  }
-  const locate = (path: SourcePath, part: 'value' | 'key' = 'value'): SourcePosition => {
-    const range = rangeAt(doc, path, part);
-    return range === undefined ? { line: 1, col: 1 } : at(range);
-  };
-  const place = (problems: Problem[]): Located[] => problems.map((p) => ({ ...locate(p.path, p.at), message: `${pathText(p.path)}: ${p.message}` }));
+  const { data, locate, place } = readYaml(text, file, 'the file holds no expectations (expected a mapping with rows: [...])');
   const parsed = ExpectationFile.safeParse(data);
   if (!parsed.success) throw collect(file, place(issueProblems(parsed.error.issues, [], data, ExpectationFile)));
   const semantic = rowProblems(parsed.data.rows);

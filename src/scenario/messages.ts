@@ -1,7 +1,7 @@
 // Errors of a scenario file in words, each placed in the file: a problem names a path of
 // the data (from a zod issue, or from the semantic checks); placing it in the file happens
 // once, at the end, from the YAML document's ranges.
-import { isAlias, isMap, isPair, isScalar, isSeq, visit, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '../errors.js';
 import { didYouMean } from './did-you-mean.js';
@@ -31,6 +31,39 @@ export function collect(file: string, errors: Located[]): InputError {
   if (!first) return new InputError('invalid scenario', file);
   const more = rest.map((e) => `${file}:${e.line}:${e.col}: ${e.message}`);
   return new InputError([first.message, ...more].join('\n'), file, first.line, first.col);
+}
+
+/** A YAML file read for checking: its data, and where any path of it is written. */
+export interface YamlFile {
+  data: unknown;
+  /** where a path is written (the nearest existing node for a missing one) */
+  locate(path: SourcePath, part?: 'value' | 'key'): SourcePosition;
+  /** the problems, each placed at its path and named by it */
+  place(problems: Problem[]): Located[];
+}
+
+/** Parse a YAML file of ours (a scenario, a firewall-test expectation file); a YAML error
+ * or an empty file is bad input, located; `empty` says what the file should have held. */
+export function readYaml(text: string, file: string, empty: string): YamlFile {
+  const lineCounter = new LineCounter();
+  // prettyErrors off: we locate errors ourselves, in the same file:line:col form as the rest.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
+  if (doc.errors.length > 0) throw collect(file, doc.errors.map((e) => yamlError(doc, text, e.code, e.message, e.pos[0], at)));
+  if (doc.contents === null) throw new InputError(empty, file, 1, 1);
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (err) {
+    // e.g. an alias bomb: yaml refuses to expand too many aliases.
+    throw new InputError(`cannot read the YAML: ${(err as Error).message}`, file, 1, 1);
+  }
+  const locate = (path: SourcePath, part: 'value' | 'key' = 'value'): SourcePosition => {
+    const range = rangeAt(doc, path, part);
+    return range === undefined ? { line: 1, col: 1 } : at(range);
+  };
+  const place = (problems: Problem[]): Located[] => problems.map((p) => ({ ...locate(p.path, p.at), message: `${pathText(p.path)}: ${p.message}` }));
+  return { data, locate, place };
 }
 
 export function yamlError(doc: Document, text: string, code: string, message: string, offset: number, at: (o: number) => SourcePosition): Located {

@@ -37,5 +37,7 @@ export const BYPASSES: Record<string, string> = {
   'a rule too long': `-A FORWARD -m comment --comment "${'x'.repeat(1100)}" -j ACCEPT`,
   'not a rule at all': 'rm -rf /',
   'a table not allowed': '-t security -A INPUT -j ACCEPT',
+  '-m bpf --object-pinned /path (a file on the machine)': '-A FORWARD -m bpf --object-pinned /sys/fs/bpf/x -j ACCEPT',
+  '--object-pin (a prefix)': '-A FORWARD -m bpf --object-pin /sys/fs/bpf/x -j ACCEPT',
 };
 

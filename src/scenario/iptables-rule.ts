@@ -14,6 +14,8 @@
 //   like a directive.
 // - `-m NAME`, `-j NAME`, `-p NAME` make iptables load the shared object libxt_NAME.so from
 //   its own folder: the name is a plain word (no `/`), never a path.
+// - `-m bpf --object-pinned PATH` opens a pinned eBPF object by its path on the machine's
+//   bpffs: refused, with every abbreviation of it.
 // Everything else is iptables' to judge: the rule is loaded, and its refusal is bad input.
 
 /** Where a rule may be written: a scenario (shell-like quotes) or an iptables-save file (iptables-restore's quotes). */
@@ -151,6 +153,7 @@ function wordProblem(words: Word[], i: number, syntax: RuleSyntax): RuleProblem 
     const name = longName(w.text);
     if (!/^[A-Za-z0-9][A-Za-z0-9-]*$/.test(name)) return at('a long option is -- then letters, digits and -, e.g. --dport');
     if (isPrefixOf(name, 'modprobe')) return at('--modprobe is not allowed, nor any abbreviation of it: it names a program for iptables to run');
+    if (isPrefixOf(name, 'object-pinned')) return at('--object-pinned is not allowed, nor any abbreviation of it: it opens a file on the machine');
     if (isPrefixOf(name, 'table')) {
       return at(syntax === 'scenario' ? 'the table goes first: -t TABLE -A CHAIN ...' : 'the table of an iptables-restore rule is its *table line');
     }

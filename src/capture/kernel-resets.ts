@@ -20,7 +20,9 @@
 // pointer /proc/net/tcp prints, which with kernel.kptr_restrict = 0 is hashed exactly as
 // the tracepoint prints skaddr (checked here). Where kptr_restrict hides pointers from
 // one of the two, listener events cannot be told apart and are kept (the verifier pairs
-// them with the lab's RSTs by time).
+// them with the lab's RSTs by time). One case remains: a socket's memory is reused once it
+// is freed, so a listener this lab closed during its run and another lab's listener opened
+// at the same address afterwards share a name for the rest of the run.
 import { mkdir, readFile, rmdir, writeFile, access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LAB_PREFIX } from '../lab/backend.js';

@@ -27,15 +27,27 @@ export async function makeFolder(dir: string, what: string): Promise<void> {
   }
 }
 
-/** The runs folder exists (made now if need be) and a run folder can be made in it. */
+/** The runs folder can be had: it, or the nearest part of its path that exists, is a
+ * folder in which a folder can be made. Nothing is left made: a run stopped later (a
+ * missing tool) leaves no runs folder behind. */
 export async function checkRunsDir(dir: string): Promise<void> {
-  await makeFolder(dir, '--runs-dir');
+  let at = resolve(dir);
+  for (;;) {
+    try {
+      if (!(await stat(at)).isDirectory()) throw new InputError(`--runs-dir ${dir}: ${at} is not a folder`);
+      break;
+    } catch (e) {
+      if (e instanceof InputError) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || at === '/') throw new InputError(`--runs-dir ${dir}: ${(e as Error).message}`);
+      at = dirname(at);
+    }
+  }
   // access(W_OK) says yes to root anywhere; making a folder is the real test (/proc, /sys,
   // a read-only mount say no to it).
   try {
-    await rmdir(await mkdtemp(join(resolve(dir), '.rstlab-check-')));
+    await rmdir(await mkdtemp(join(at, '.rstlab-check-')));
   } catch (e) {
-    throw new InputError(`--runs-dir ${dir}: cannot make a run folder there: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new InputError(`--runs-dir ${dir}: cannot make a folder in ${at}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
 

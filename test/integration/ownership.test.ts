@@ -145,6 +145,8 @@ describe('lab ownership and cleanup beside other runs (netns)', function () {
     this.timeout(300_000);
     for (let round = 0; round < 5; round++) {
       const results = await Promise.all([0, 1, 2, 3].map(() => rstlab('run', 'accept-queue-overflow', '--json', '--runs-dir', runsDir)));
+      // the four labs' listeners exist at the same time: four different sockets (a later
+      // round's may reuse a freed one's memory, and so its name)
       const sockets = new Set<string>();
       for (const r of results) {
         expect(r.code, `round ${round}: ${r.stdout.slice(0, 2000)}${r.stderr}`).to.equal(0);

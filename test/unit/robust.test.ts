@@ -2,7 +2,7 @@
 // client is driven by real Node processes on this machine that play a broken agent.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient } from '../../src/agent/client.js';
@@ -135,9 +135,11 @@ describe('checked before a lab is built', () => {
   });
 
   it('a runs folder where no run folder can be made', async () => {
-    expect(await inputError(checkRunsDir('/proc'))).to.match(/--runs-dir \/proc: cannot make a run folder there/);
-    await checkRunsDir(join(tmp, 'runs'));
-    expect(readdirSync(join(tmp, 'runs'))).to.deep.equal([]);
+    expect(await inputError(checkRunsDir('/proc'))).to.match(/--runs-dir \/proc: cannot make a folder in \/proc:/);
+    // a runs folder still to be made: checked where it would be made, and nothing is left made
+    await checkRunsDir(join(tmp, 'runs', 'deeper'));
+    expect(existsSync(join(tmp, 'runs'))).to.equal(false);
+    expect(readdirSync(tmp).filter((n) => n.startsWith('.rstlab-check-'))).to.deep.equal([]);
   });
 
   it('a --junit file that is a folder, or in a missing one', async () => {

@@ -43,11 +43,17 @@ const ICMP_ERRORS = new Set([3, 11, 12]);
 /** ICMPv6 errors (RFC 4443 §3): unreachable, packet too big, time exceeded, parameter problem. */
 const ICMPV6_ERRORS = new Set([1, 2, 3, 4]);
 
-/** Where a frame came from: its link type, timestamp and the captured bytes. */
-interface Frame {
+/** Where a frame came from: its link type, timestamp, the captured bytes and the length it had on the wire. */
+export interface Frame {
   linkType: number;
   time: number;
   data: Buffer;
+  origLen: number;
+}
+
+/** A frame with the TCP segment decoded from it, if it holds one. */
+export interface CapturedFrame extends Frame {
+  packet: TcpPacket | undefined;
 }
 
 export async function decodeCaptureFile(path: string): Promise<TcpPacket[]> {
@@ -73,6 +79,15 @@ export function decodeCaptureWithIcmp(buf: Buffer): { tcp: TcpPacket[]; icmp: Ic
     else if (p) icmp.push(p);
   }
   return { tcp, icmp };
+}
+
+/** Every frame of a capture in file order, with its TCP segment: the n-th frame that holds
+ * one carries decodeCapture's n-th packet (all.pcapng finds a RST's frame by that index). */
+export function captureFrames(buf: Buffer): CapturedFrame[] {
+  return readFrames(buf).map((f) => {
+    const p = decodeFrame(f);
+    return { ...f, packet: p && 'flags' in p ? p : undefined };
+  });
 }
 
 function readFrames(buf: Buffer): Frame[] {
@@ -116,7 +131,7 @@ function readPcap(buf: Buffer, le: boolean): Frame[] {
     const start = off + 16;
     // A record whose bytes run past the end is a write cut short (tcpdump killed): stop.
     if (start + inclLen > buf.length) break;
-    frames.push({ linkType, time: sec + frac / (nano ? 1e9 : 1e6), data: buf.subarray(start, start + inclLen) });
+    frames.push({ linkType, time: sec + frac / (nano ? 1e9 : 1e6), data: buf.subarray(start, start + inclLen), origLen: u32(off + 12) });
     off = start + inclLen;
   }
   return frames;
@@ -174,11 +189,11 @@ function readPcapng(buf: Buffer): Frame[] {
     } else if (type === PCAPNG_EPB) {
       // interface id, timestamp high, timestamp low, captured len, original len, data
       const iface = interfaces[u32(body)];
-      const capLen = u32(body + 16);
+      const capLen = u32(body + 12);
       const start = body + 20;
       if (iface && start + capLen <= bodyEnd) {
         const ts = (BigInt(u32(body + 4)) << 32n) | BigInt(u32(body + 8));
-        frames.push({ linkType: iface.linkType, time: toSeconds(ts, iface), data: buf.subarray(start, start + capLen) });
+        frames.push({ linkType: iface.linkType, time: toSeconds(ts, iface), data: buf.subarray(start, start + capLen), origLen: u32(body + 16) });
       }
     } else if (type === PCAPNG_SPB) {
       // original len, data. An SPB belongs to interface 0 and has no timestamp;
@@ -190,7 +205,7 @@ function readPcapng(buf: Buffer): Frame[] {
         const start = body + 4;
         let capLen = Math.min(origLen, bodyEnd - start);
         if (iface.snapLen > 0) capLen = Math.min(capLen, iface.snapLen);
-        frames.push({ linkType: iface.linkType, time: 0, data: buf.subarray(start, start + capLen) });
+        frames.push({ linkType: iface.linkType, time: 0, data: buf.subarray(start, start + capLen), origLen });
       }
     }
     // Anything else (SHB body, Name Resolution, Interface Statistics, custom...) is skipped.

@@ -12,6 +12,10 @@ import { toolsFor } from '../lab/tools.js';
 import { handleSignals } from './signals.js';
 import { runCommand, scenarioFile, scenariosDir, type RunCommandOptions } from './run.js';
 import type { FirewallTestOptions } from '../firewall/command.js';
+import { renderList } from './list.js';
+import { revealRun } from './mystery.js';
+import { renderExplain } from '../report/explain.js';
+import { renderRun } from '../report/text.js';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -83,13 +87,19 @@ async function main(argv: string[]): Promise<number> {
     .option('--junit <file>', 'also write a JUnit XML report')
     .option('--runs-dir <dir>', 'where run folders go', 'runs')
     .option('--no-trace', 'do not record kernel RST reasons from tracefs')
+    .option('--html', 'also write report.html in the run folder (with --all: an index page linking every run)')
+    .option('--absolute-seq', 'show raw seq/ack numbers in the ladder (default: relative, as Wireshark shows them)')
+    .option('--mystery', 'an exercise: print only the ladder and the pcaps\' folder, no cause, explanation or verdict (rstlab reveal shows them)')
+    .option('--random', 'run a scenario picked at random (its cause)')
     .action(async (scenario: string | undefined, opts: RunCommandOptions, cmd: Command) => {
-      if (!scenario && !opts.all) throw new InputError('name a scenario (rstlab list shows them) or use --all');
+      if (!scenario && !opts.all && !opts.random) throw new InputError('name a scenario (rstlab list shows them), or use --all or --random');
       if (opts.all) {
         // --all runs every scenario and every variant: naming one as well is a contradiction
         const named = [scenario && `a scenario name (${scenario})`, cmd.getOptionValueSource('variant') === 'cli' && '--variant', opts.expectOf && '--expect-of'].filter(Boolean);
         if (named.length > 0) throw new InputError(`--all runs every scenario and variant; it cannot be combined with ${named.join(', ')}`);
       }
+      if (opts.random && (scenario || opts.all)) throw new InputError('--random picks the scenario: give no name and no --all');
+      if (opts.mystery && (opts.all || opts.json || opts.junit)) throw new InputError('--mystery runs one scenario and hides its cause: not with --all, --json or --junit');
       backendName(opts.backend);
       const controller = new AbortController();
       const onUncaughtStop = () => controller.abort();
@@ -105,14 +115,27 @@ async function main(argv: string[]): Promise<number> {
 
   program
     .command('list')
-    .description('the scenarios, with a one-line summary each')
+    .description('the scenarios, with a one-line summary each and which of the nine common causes each covers')
     .action(async () => {
-      const all = await listScenarios(scenariosDir());
-      const width = Math.max(...all.map((s) => s.scenario.name.length));
-      for (const s of all) {
-        const variants = s.variants.filter((v) => v !== 'cause');
-        process.stdout.write(`${s.scenario.name.padEnd(width)}  ${s.scenario.summary}${variants.length ? `  [variants: ${variants.join(', ')}]` : ''}\n`);
-      }
+      process.stdout.write(renderList(await listScenarios(scenariosDir())) + '\n');
+    });
+
+  program
+    .command('explain')
+    .description('a cause explained: how the scenario provokes it, what it looks like in Wireshark, how to tell it from others, how it is found and fixed')
+    .argument('<scenario>', 'scenario name or file')
+    .action(async (scenario: string) => {
+      const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
+      process.stdout.write(renderExplain(await loadScenario(scenarioFile(scenario)), { color }) + '\n');
+    });
+
+  program
+    .command('reveal')
+    .description('show what a --mystery run hid: the scenario, who sent each RST and why, the verdict')
+    .argument('<run-dir>', 'the folder the mystery run printed')
+    .action(async (dir: string) => {
+      const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
+      process.stdout.write(renderRun(await revealRun(dir), { color }) + '\n');
     });
 
   program

@@ -8,9 +8,12 @@ import { backendByName } from '../lab/backends.js';
 import type { Backend } from '../lab/backend.js';
 import { toolsFor } from '../lab/tools.js';
 import { junitXml, reportJson, writeFileAtomically, writeReportJson } from '../report/json.js';
-import { renderRun } from '../report/text.js';
+import { renderMystery, renderRun } from '../report/text.js';
+import { writeTeachingArtifacts } from '../report/artifacts.js';
+import { writeIndexHtml } from '../report/html.js';
 import { checkOutputFile, checkRunsDir, checkSysctls } from '../run/preflight.js';
 import { runScenario, type RunResult } from '../run/runner.js';
+import { hideAnswer, pickRandom } from './mystery.js';
 import { listScenarios, loadScenario } from '../scenario/load.js';
 import { planFor, type Plan } from '../scenario/plan.js';
 
@@ -24,6 +27,14 @@ export interface RunCommandOptions {
   junit?: string;
   runsDir: string;
   trace: boolean;
+  /** raw seq/ack in the ladder instead of relative ones */
+  absoluteSeq?: boolean;
+  /** also write report.html (and with --all an index page) */
+  html?: boolean;
+  /** an exercise: show the ladder only, hide the cause (mystery.ts) */
+  mystery?: boolean;
+  /** run a scenario picked at random */
+  random?: boolean;
 }
 
 /** Exit code of an interrupted run (128 + SIGINT), after the lab is down. */
@@ -76,7 +87,9 @@ async function runAll(plans: Plan[], backend: Backend, opts: RunCommandOptions, 
       const plan = plans[i]!;
       try {
         const r = await runScenario(plan, { backend, runsDir: opts.runsDir, signal: pool.signal, traceResets: opts.trace });
-        await writeReportJson(r);
+        // a mystery run's folder holds no report.json: it names the cause (mystery.ts keeps it aside)
+        if (!opts.mystery) await writeReportJson(r);
+        await writeTeachingArtifacts(r, { html: opts.html, absoluteSeq: opts.absoluteSeq, mystery: opts.mystery });
         results[i] = r;
         done++;
         const verdict = r.verdict.passed ? 'PASS' : 'FAIL';
@@ -113,9 +126,15 @@ function summaryTable(results: RunResult[]): string {
 export async function runCommand(scenario: string | undefined, opts: RunCommandOptions, signal: AbortSignal): Promise<number> {
   // Everything is read and checked before any lab is built.
   let plans: Plan[];
-  const loaded = opts.all ? await listScenarios(scenariosDir()) : [await loadScenario(scenarioFile(scenario!))];
+  const loaded = opts.all
+    ? await listScenarios(scenariosDir())
+    : opts.random
+      ? [pickRandom(await listScenarios(scenariosDir()))]
+      : [await loadScenario(scenarioFile(scenario!))];
   if (opts.all) {
     plans = loaded.flatMap((s) => s.variants.map((v) => planFor(s, v)));
+  } else if (opts.random) {
+    plans = [planFor(loaded[0]!, 'cause')];
   } else {
     plans = [planFor(loaded[0]!, opts.variant, opts.expectOf)];
   }
@@ -133,18 +152,22 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
     throw e;
   }
 
+  if (opts.html && opts.all) process.stderr.write(`every run's report: ${await writeIndexHtml(opts.runsDir, results)}\n`);
   if (opts.junit) {
     const runs = results.map((r) => ({ name: r.plan.name, variant: r.plan.variant, seconds: r.timings.total / 1000, failure: failureText(r) }));
     await writeFileAtomically(opts.junit, junitXml(runs));
   }
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
-  if (opts.json) {
+  if (opts.mystery) {
+    const hidden = await hideAnswer(results[0]!);
+    process.stdout.write(renderMystery(hidden, { color, absoluteSeq: opts.absoluteSeq }) + '\n');
+  } else if (opts.json) {
     const json = results.map(reportJson);
     process.stdout.write(JSON.stringify(opts.all ? json : json[0], null, 2) + '\n');
   } else if (opts.all) {
     process.stdout.write(summaryTable(results) + '\n');
   } else {
-    process.stdout.write(renderRun(results[0]!, { color }) + '\n');
+    process.stdout.write(renderRun(results[0]!, { color, absoluteSeq: opts.absoluteSeq }) + '\n');
   }
   return results.every((r) => r.verdict.passed) ? EXIT.ok : EXIT.expectationFailed;
 }

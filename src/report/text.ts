@@ -3,12 +3,18 @@
 // held or failed, and the scenario's explanation of the cause.
 import { mergeAcrossPoints, mergeIcmpAcrossPoints, type WireEvent } from '../verify/merge.js';
 import type { RunResult } from '../run/runner.js';
-import { describeRst } from '../verify/sightings.js';
+import { describeRst, type RstSighting } from '../verify/sightings.js';
 import { icmpLabel } from '../verify/format.js';
 import { TCP, TOPOLOGY, flagString, type CapturePoint, type TcpPacket } from '../vocabulary.js';
+import { seqNumbers, type SeqAck } from './relative-seq.js';
+import { rstLabel } from './rst-words.js';
 
 export interface Style {
   color: boolean;
+  /** raw seq/ack instead of relative ones (Wireshark's default is relative) */
+  absoluteSeq?: boolean;
+  /** an exercise: RSTs are numbered but not attributed (no sender, no kernel reason) */
+  mystery?: boolean;
 }
 
 const paint = (on: boolean, code: string) => (s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -34,10 +40,16 @@ function lanes(e: WireEvent<{ dst: string }>, captured: readonly CapturePoint[])
   return row.join('');
 }
 
-function segmentLabel(p: TcpPacket): string {
-  const ack = p.flags & TCP.ACK ? ` ack ${p.ack}` : '';
+function segmentLabel(p: TcpPacket, n: SeqAck): string {
+  const ack = p.flags & TCP.ACK ? ` ack ${n.ack}` : '';
   const len = p.payloadLength ? ` len ${p.payloadLength}` : '';
-  return `${flagString(p.flags).padEnd(3)} ${p.sport}→${p.dport} seq ${p.seq}${ack}${len} win ${p.window}`;
+  return `${flagString(p.flags).padEnd(3)} ${p.sport}→${p.dport} seq ${n.seq}${ack}${len} win ${n.win}`;
+}
+
+/** The sighting a ladder line's RST belongs to: the same copy (capture point and index in
+ * that point's capture), not a comparison of fields. */
+export function sightingOfEvent(rsts: readonly RstSighting[], e: WireEvent): RstSighting | undefined {
+  return rsts.find((r) => r.seen[e.first.point]?.index === e.first.index);
 }
 
 export function renderLadder(result: RunResult, style: Style): string[] {
@@ -46,11 +58,13 @@ export function renderLadder(result: RunResult, style: Style): string[] {
   const red = paint(style.color, '1;31');
   const dim = paint(style.color, '2');
   const rsts = result.verdict.rsts;
-  const header = `${'ms'.padStart(9)}  ${'client'.padEnd(LANE['firewall-a'])}${'fw-a'.padEnd(LANE['firewall-b'] - LANE['firewall-a'])}${'fw-b'.padEnd(LANE.server - LANE['firewall-b'])}server`;
+  const numbers = seqNumbers(events.map((e) => e.first.packet), style.absoluteSeq);
+  const seqNote = style.absoluteSeq ? 'seq/ack as on the wire' : 'seq/ack relative, as Wireshark shows them (--absolute-seq: raw)';
+  const header = `${'ms'.padStart(9)}  ${'client'.padEnd(LANE['firewall-a'])}${'fw-a'.padEnd(LANE['firewall-b'] - LANE['firewall-a'])}${'fw-b'.padEnd(LANE.server - LANE['firewall-b'])}server  ${seqNote}`;
   const lines = [dim(header)];
   // ICMP errors (a firewall's REJECT with icmp-port-unreachable) stand in the ladder in time order.
   const icmp = mergeIcmpAcrossPoints(result.obs.icmp ?? {}, captured);
-  const rows = [...events.map((e) => ({ time: e.first.packet.time, e })), ...icmp.map((i) => ({ time: i.first.packet.time, i }))].sort((a, b) => a.time - b.time);
+  const rows = [...events.map((e, n) => ({ time: e.first.packet.time, e, n })), ...icmp.map((i) => ({ time: i.first.packet.time, i }))].sort((a, b) => a.time - b.time);
   const msOf = (time: number) => ((time * 1000 - result.t0) || 0).toFixed(3).padStart(9);
   for (const row of rows) {
     if ('i' in row) {
@@ -59,12 +73,10 @@ export function renderLadder(result: RunResult, style: Style): string[] {
     }
     const e = row.e;
     const p = e.first.packet;
-    let line = `${msOf(p.time)}  ${lanes(e, captured)}  ${segmentLabel(p)}`;
+    let line = `${msOf(p.time)}  ${lanes(e, captured)}  ${segmentLabel(p, numbers[row.n]!)}`;
     if (p.flags & TCP.RST) {
-      // the same copy of the same packet: capture point and index in that point's capture
-      const s = rsts.find((r) => r.seen[e.first.point]?.index === e.first.index);
-      const who = s ? `  ◀ RST #${s.id} sent by ${s.from ?? '?'}${s.ipSource !== s.from ? ` as ${s.ipSource}` : ''}${s.reason ? ` (${s.reason})` : ''}` : '';
-      line = red(line + who);
+      const s = sightingOfEvent(rsts, e);
+      line = red(line + (s ? `  ◀ ${rstLabel(s, style.mystery)}` : ''));
     }
     lines.push(line);
   }
@@ -72,7 +84,7 @@ export function renderLadder(result: RunResult, style: Style): string[] {
   return lines;
 }
 
-function wrap(text: string, width: number, indent: string): string[] {
+export function wrap(text: string, width: number, indent: string): string[] {
   const out: string[] = [];
   for (const para of text.trim().split(/\n\s*\n/)) {
     let line = '';
@@ -139,3 +151,15 @@ export function renderRun(result: RunResult, style: Style): string {
 }
 
 const fmt = (ms: number) => `${Math.round(ms)} ms`;
+
+/** An exercise: the ladder with numbered, unattributed RSTs and where the pcaps are; no
+ * scenario name, explanation, expectations or verdict (rstlab reveal shows those). */
+export function renderMystery(result: RunResult, style: Style): string {
+  const bold = paint(style.color, '1');
+  const dim = paint(style.color, '2');
+  const out = [bold('A mystery run: which cause made the RST?'), dim(`capture points: ${result.plan.capture.join(', ')}`), ''];
+  out.push(...renderLadder(result, { ...style, mystery: true }), '');
+  out.push(`pcaps: ${result.dir}`);
+  out.push(dim(`who sent each RST, and why? the answer: rstlab reveal ${result.dir}`));
+  return out.join('\n');
+}

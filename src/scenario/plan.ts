@@ -4,7 +4,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { LoadedScenario } from './load.js';
 import { didYouMean } from './did-you-mean.js';
-import type { Expectation, Step } from './schema.js';
+import type { Expectation, Step, Teach } from './schema.js';
 import { CAUSE_VARIANT, HOSTS, type CapturePoint, type Host } from '../vocabulary.js';
 
 export interface Plan {
@@ -23,6 +23,8 @@ export interface Plan {
   capture: CapturePoint[];
   steps: { step: Step; line: number }[];
   expect: { expectation: Expectation; line: number }[];
+  /** the scenario's teaching notes (rstlab explain; the HTML report shows them) */
+  teach?: Teach;
 }
 
 /** What one run does: the steps of `variant`, with the expectations of `expectOf` (default: the same variant). */
@@ -58,6 +60,7 @@ export function planFor(s: LoadedScenario, variant: string, expectOf?: string): 
     capture: sc.capture,
     steps: sc.steps.flatMap((step, i) => (runsIn(step, variant) ? [{ step, line: s.lines.steps[i] ?? 0 }] : [])),
     expect: expectations.map((expectation, i) => ({ expectation, line: expectLines[i] ?? 0 })),
+    ...(sc.teach ? { teach: sc.teach } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { CAPTURE_POINTS, END_HOSTS, HOSTS, SEQ_RELATION, SEQ_RELATION_WORDS } from '../vocabulary.js';
 import { RULE_HEAD_TEXT, RULE_MAX_CHARS, ruleProblem } from './iptables-rule.js';
 import { SLOT_SIZE } from '../lab/owner.js';
+import { CAUSE_IDS } from './causes.js';
 
 const host = z.enum(HOSTS);
 const endHost = z.enum(END_HOSTS);
@@ -176,6 +177,24 @@ export const Variant = z.strictObject({
   expect: z.array(Expectation).min(1),
 });
 
+// What `rstlab explain` and the HTML report teach beyond the explanation: which of the
+// nine common causes the scenario covers (causes.ts), how it provokes it, how it looks in
+// Wireshark, how to tell it from the causes it resembles, and how it is found and fixed.
+export const Teach = z.strictObject({
+  causes: z.array(z.enum(CAUSE_IDS)).min(1).describe('which of the nine common causes this scenario covers'),
+  provokes: z.string().min(1).describe('how this scenario makes the cause happen, in plain words'),
+  wireshark: z.strictObject({
+    filters: z.array(z.strictObject({ filter: z.string().min(1), shows: z.string().min(1) })).min(1).describe('Wireshark display filters and what each one shows'),
+    looksLike: z.string().min(1).describe('what the cause looks like in the packet list'),
+  }),
+  resembles: z.array(z.strictObject({ scenario: id, tell: z.string().min(1) })).default([]).describe('the causes it can be mistaken for, and how to tell them apart'),
+  inPractice: z.strictObject({
+    find: z.string().min(1).describe('how it is found on real machines: logs, counters, rules'),
+    fix: z.string().min(1).describe('how it is fixed or avoided'),
+  }),
+});
+export type Teach = z.infer<typeof Teach>;
+
 export const Scenario = z.strictObject({
   name: id,
   summary: z.string().min(1).describe('one line: what happens'),
@@ -196,5 +215,6 @@ export const Scenario = z.strictObject({
   steps: z.array(Step).min(1),
   expect: z.array(Expectation).min(1),
   variants: z.record(id, Variant).default({}),
+  teach: Teach.optional().describe('teaching notes: rstlab explain NAME prints them'),
 });
 export type ScenarioFile = z.infer<typeof Scenario>;

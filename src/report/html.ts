@@ -63,6 +63,21 @@ function packetTable(r: RunResult, rows: LadderRow[], opts: Required<HtmlOptions
 <tbody>${body.join('\n')}</tbody></table>`;
 }
 
+/** The scenario's teaching notes (rstlab explain): Wireshark filters, look-alikes, practice. */
+function teachSection(r: RunResult): string {
+  const t = r.plan.teach;
+  if (!t) return '';
+  const filters = t.wireshark.filters.map((f) => `<tr><td class="mono">${esc(f.filter)}</td><td>${esc(f.shows)}</td></tr>`).join('');
+  const resembles = t.resembles.map((x) => `<li><strong>${esc(x.scenario)}</strong>: ${esc(x.tell)}</li>`).join('');
+  return `<h2>In Wireshark</h2>
+<table><thead><tr><th>display filter</th><th>shows</th></tr></thead><tbody>${filters}</tbody></table>
+${prose(t.wireshark.looksLike)}
+${resembles ? `<h2>Telling it from the causes it resembles</h2><ul>${resembles}</ul>` : ''}
+<h2>In practice</h2>
+<p><strong>Finding it.</strong> ${prose(t.inPractice.find).replace(/^<p>|<\/p>$/g, '')}</p>
+<p><strong>Fixing it.</strong> ${prose(t.inPractice.fix).replace(/^<p>|<\/p>$/g, '')}</p>`;
+}
+
 function files(r: RunResult): string {
   const links = [
     [ALL_PCAPNG, 'all capture points in one file, RSTs commented (Wireshark)'],
@@ -126,6 +141,7 @@ ${rsts}
 <table><thead><tr><th>connection</th><th>host</th><th>port</th><th>events (ms since the first step)</th></tr></thead><tbody>${apps.join('\n')}</tbody></table>
 <h2>Expectations</h2>
 <table><tbody>${expectations.join('\n')}</tbody></table>
+${teachSection(r)}
 ${packets}
 ${captures}`;
   return page(`rstlab ${plan.name} (${plan.variant})`, body);

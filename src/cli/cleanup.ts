@@ -47,7 +47,7 @@ export async function cleanupLabs(force = false): Promise<CleanupResult> {
       result.left.push(`${lab.id} (${lab.backend}: ${lab.names.join(', ')}): ${why}`);
       continue;
     }
-    result.removed.push(...(await backends.get(lab.backend)!.removeLab(lab)), ...(await removeTraceInstance(lab.id)), ...(await forget(lab.id)));
+    result.removed.push(...(await removeLab(backends.get(lab.backend)!, lab)));
   }
 
   // A tracing instance is made after its lab's record and removed before the lab comes down.
@@ -69,6 +69,11 @@ export async function cleanupLabs(force = false): Promise<CleanupResult> {
     result.removed.push(`port slot ${slot}`);
   }
   return result;
+}
+
+/** Remove one lab, whoever owns it: its namespaces or containers, its tracing instance, its record and slot. */
+export async function removeLab(backend: Backend, lab: FoundLab): Promise<string[]> {
+  return [...(await backend.removeLab(lab)), ...(await removeTraceInstance(lab.id)), ...(await forget(lab.id))];
 }
 
 async function forget(id: string): Promise<string[]> {

@@ -2,7 +2,8 @@
 // The rstlab command: argv → options → library calls → output and exit code.
 // The only place that calls process.exit.
 import { Command, InvalidArgumentError } from 'commander';
-import { EXIT, InputError, LabBrokeError, LabError, REPORT_AT } from '../errors.js';
+import { AbortedError, EXIT, InputError, LabBrokeError, LabError, REPORT_AT } from '../errors.js';
+import { HOSTS } from '../vocabulary.js';
 import { BACKENDS } from '../lab/backend.js';
 import { backendByName, backendName } from '../lab/backends.js';
 import { cleanupLabs } from './cleanup.js';
@@ -10,9 +11,10 @@ import { listScenarios, loadScenario } from '../scenario/load.js';
 import { planFor } from '../scenario/plan.js';
 import { toolsFor } from '../lab/tools.js';
 import { handleSignals } from './signals.js';
-import { runCommand, scenarioFile, scenariosDir, type RunCommandOptions } from './run.js';
+import { EXIT_INTERRUPTED, runCommand, scenarioFile, scenariosDir, type RunCommandOptions } from './run.js';
 import type { FirewallTestOptions } from '../firewall/command.js';
 import { renderList } from './list.js';
+import { keptLabBackend, labDown, labLs, labTerminal, labUp, shellArgv, type LabUpOptions } from './lab.js';
 import { revealRun } from './mystery.js';
 import { renderExplain } from '../report/explain.js';
 import { renderRun } from '../report/text.js';
@@ -91,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--absolute-seq', 'show raw seq/ack numbers in the ladder (default: relative, as Wireshark shows them)')
     .option('--mystery', 'an exercise: print only the ladder and the pcaps\' folder, no cause, explanation or verdict (rstlab reveal shows them)')
     .option('--random', 'run a scenario picked at random (its cause)')
+    .option('--lab <id>', 'run inside a kept lab (rstlab lab up), so a class can watch it live; the lab stays up')
     .action(async (scenario: string | undefined, opts: RunCommandOptions, cmd: Command) => {
       if (!scenario && !opts.all && !opts.random) throw new InputError('name a scenario (rstlab list shows them), or use --all or --random');
       if (opts.all) {
@@ -99,6 +102,8 @@ async function main(argv: string[]): Promise<number> {
         if (named.length > 0) throw new InputError(`--all runs every scenario and variant; it cannot be combined with ${named.join(', ')}`);
       }
       if (opts.random && (scenario || opts.all)) throw new InputError('--random picks the scenario: give no name and no --all');
+      if (opts.lab && opts.all) throw new InputError('--lab runs one scenario in a kept lab: not with --all');
+      if (opts.lab && cmd.getOptionValueSource('backend') === 'cli') throw new InputError('--lab runs on the kept lab\'s own backend: leave out --backend');
       if (opts.mystery && (opts.all || opts.json || opts.junit)) throw new InputError('--mystery runs one scenario and hides its cause: not with --all, --json or --junit');
       backendName(opts.backend);
       const controller = new AbortController();
@@ -136,6 +141,60 @@ async function main(argv: string[]): Promise<number> {
     .action(async (dir: string) => {
       const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
       process.stdout.write(renderRun(await revealRun(dir), { color }) + '\n');
+    });
+
+  const lab = program.command('lab').description('a lab a class keeps running: up, ls, shell, exec, down');
+  lab
+    .command('up')
+    .description('build a kept lab (set up as a scenario is, without its steps) and say how to get into each host')
+    .option('--scenario <name>', 'apply this scenario\'s sysctls and firewall rules')
+    .option('--variant <name>', 'the scenario\'s variant', 'cause')
+    .option('--backend <name>', BACKENDS.join(' or '), BACKENDS[0])
+    .action(async (opts: LabUpOptions) => {
+      backendName(opts.backend);
+      const controller = new AbortController();
+      const release = handleSignals(process, controller, (s) => process.stderr.write(`\nrstlab: ${s}: stopping, taking the lab down…\n`));
+      try {
+        process.stdout.write(`${await labUp(opts, controller.signal)}\n`);
+      } catch (e) {
+        if (e instanceof AbortedError) code = EXIT_INTERRUPTED;
+        else throw e;
+      } finally {
+        release();
+      }
+    });
+  lab
+    .command('ls')
+    .description('the kept labs on this machine')
+    .action(async () => {
+      process.stdout.write(`${await labLs()}\n`);
+    });
+  lab
+    .command('shell')
+    .description('an interactive shell in a host of a kept lab (ip, ss, nstat, tcpdump, iptables, conntrack work there)')
+    .argument('<host>', HOSTS.join(', '))
+    .option('--lab <id>', 'which kept lab (default: the only one)')
+    .action(async (host: string, opts: { lab?: string }) => {
+      const found = await keptLabBackend(opts.lab);
+      code = await labTerminal(host, opts.lab, shellArgv(found), process.stdin.isTTY === true);
+    });
+  lab
+    .command('exec')
+    .description('run a command in a host of a kept lab: rstlab lab exec client -- ss -tan')
+    .argument('<host>', HOSTS.join(', '))
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .option('--lab <id>', 'which kept lab (default: the only one)')
+    .action(async (host: string, command: string[], opts: { lab?: string }) => {
+      code = await labTerminal(host, opts.lab, command, false);
+    });
+  lab
+    .command('down')
+    .description('take a kept lab down (and everything in it)')
+    .argument('[id]', 'the lab (rstlab lab ls shows them)')
+    .option('--all', 'every kept lab')
+    .action(async (id: string | undefined, opts: { all?: boolean }) => {
+      const removed = await labDown(id, opts.all ?? false);
+      process.stdout.write(removed.length ? removed.map((r) => `removed ${r}\n`).join('') : 'no kept lab to take down\n');
     });
 
   program

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { AbortedError, abortable, EXIT, InputError } from '../errors.js';
 import { backendByName } from '../lab/backends.js';
-import type { Backend } from '../lab/backend.js';
+import type { Backend, Lab } from '../lab/backend.js';
 import { toolsFor } from '../lab/tools.js';
 import { junitXml, reportJson, writeFileAtomically, writeReportJson } from '../report/json.js';
 import { renderMystery, renderRun } from '../report/text.js';
@@ -14,6 +14,7 @@ import { writeIndexHtml } from '../report/html.js';
 import { checkOutputFile, checkRunsDir, checkSysctls } from '../run/preflight.js';
 import { runScenario, type RunResult } from '../run/runner.js';
 import { hideAnswer, pickRandom } from './mystery.js';
+import { attachKeptLab } from './lab.js';
 import { listScenarios, loadScenario } from '../scenario/load.js';
 import { planFor, type Plan } from '../scenario/plan.js';
 
@@ -35,6 +36,8 @@ export interface RunCommandOptions {
   mystery?: boolean;
   /** run a scenario picked at random */
   random?: boolean;
+  /** the id of a kept lab to run in (rstlab lab up) */
+  lab?: string;
 }
 
 /** Exit code of an interrupted run (128 + SIGINT), after the lab is down. */
@@ -69,7 +72,7 @@ export function protocolWaitMs(plan: Plan): number {
   return plan.steps.reduce((sum, { step }) => sum + (step.do === 'sleep' ? step.ms : step.do === 'waitFor' ? step.timeoutMs ?? 0 : 0), 0);
 }
 
-async function runAll(plans: Plan[], backend: Backend, opts: RunCommandOptions, signal: AbortSignal): Promise<RunResult[]> {
+async function runAll(plans: Plan[], backend: Backend, opts: RunCommandOptions, signal: AbortSignal, kept?: Lab): Promise<RunResult[]> {
   const results: RunResult[] = new Array(plans.length);
   // The longest runs first, so that the short ones fill the other workers meanwhile and the
   // pool ends close to its longest run (results stay in the plans' order).
@@ -86,7 +89,7 @@ async function runAll(plans: Plan[], backend: Backend, opts: RunCommandOptions, 
       const i = order[next++]!;
       const plan = plans[i]!;
       try {
-        const r = await runScenario(plan, { backend, runsDir: opts.runsDir, signal: pool.signal, traceResets: opts.trace });
+        const r = await runScenario(plan, { backend, runsDir: opts.runsDir, signal: pool.signal, traceResets: opts.trace, ...(kept ? { lab: kept } : {}) });
         // a mystery run's folder holds no report.json: it names the cause (mystery.ts keeps it aside)
         if (!opts.mystery) await writeReportJson(r);
         await writeTeachingArtifacts(r, { html: opts.html, absoluteSeq: opts.absoluteSeq, mystery: opts.mystery });
@@ -141,12 +144,14 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
   for (const s of loaded) await checkSysctls(s);
   await checkRunsDir(opts.runsDir);
   if (opts.junit) await checkOutputFile(opts.junit, '--junit');
-  const backend = await backendByName(opts.backend);
+  // a kept lab brings its own backend (its record says which)
+  const kept = opts.lab ? await attachKeptLab(opts.lab) : undefined;
+  const backend = kept?.backend ?? (await backendByName(opts.backend));
   let results: RunResult[];
   try {
     // check() may build the Docker image first: Ctrl-C must not wait for that
     await abortable(backend.check(toolsFor(plans)), signal);
-    results = await runAll(plans, backend, opts, signal);
+    results = await runAll(plans, backend, opts, signal, kept?.lab);
   } catch (e) {
     if (e instanceof AbortedError) return EXIT_INTERRUPTED;
     throw e;

@@ -83,7 +83,16 @@ export interface Lab extends AsyncDisposable {
   exec(host: HostName, argv: string[], stdin?: string): Promise<ExecResult>;
   /** The command line that starts an agent in a host (node + the compiled agent). */
   agentArgv(host: HostName): string[];
+  /** The command line that runs argv in a host with this terminal attached (rstlab lab
+   * shell / exec): the host's own tools, interactive where `tty` is set. */
+  terminalArgv(host: HostName, argv: string[], tty: boolean): string[];
   down(): Promise<void>;
+}
+
+export interface UpOptions {
+  /** a kept lab outlives the process that made it (rstlab lab up; owner.ts): cleanup leaves
+   * it alone, and only `rstlab lab down` removes it */
+  kept?: boolean;
 }
 
 export interface Backend {
@@ -94,7 +103,11 @@ export interface Backend {
   /** Build a lab, owned by this process (its record is written before anything is made,
    * and removed after all of it is gone); on any failure, whatever was made is removed
    * before the error is rethrown. */
-  up(id: string): Promise<Lab>;
+  up(id: string, opts?: UpOptions): Promise<Lab>;
+  /** A kept lab that is up (made by `rstlab lab up`, maybe by another process): to run in,
+   * not to take down (its down() removes it, which only `rstlab lab down` does). Throws
+   * InputError when there is no such kept lab. */
+  attach(id: string): Promise<Lab>;
   /** Every lab of this backend on this machine (by name prefix or label), whoever owns it. */
   labs(): Promise<FoundLab[]>;
   /** Remove a lab found by labs(): kill what runs in it and delete it; returns what it removed. */

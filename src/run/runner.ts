@@ -8,6 +8,7 @@ import { AbortedError, abortable, InputError, LabError, withDeadline } from '../
 import { applyRuleset, loadRuleset } from '../firewall/ruleset.js';
 import { newLabId, type Backend, type Lab } from '../lab/backend.js';
 import type { Plan } from '../scenario/plan.js';
+import { keepLabState } from './kept-lab.js';
 import { iptablesError, refusedRule, restoreText, ruleArgv } from '../scenario/iptables-rule.js';
 import type { Step } from '../scenario/schema.js';
 import { verify, type Verdict } from '../verify/verify.js';
@@ -47,6 +48,9 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** record the kernel's reason for each RST from tracefs, where the machine allows it */
   traceResets?: boolean;
+  /** a kept lab to run in (rstlab run --lab): neither built nor taken down; what the run
+   * changes in it (rules, sysctls) is undone afterwards (kept-lab.ts) */
+  lab?: Lab;
 }
 
 async function runDir(runsDir: string, plan: Plan, labId: string): Promise<string> {
@@ -70,7 +74,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
   // The ruleset file is read and checked on every run (the scenario's check is cached by the
   // scenario's text, which does not hold the ruleset's), before anything is built.
   const ruleset = plan.firewallRuleset && (await loadRuleset(plan.firewallRuleset.file, plan.firewallRuleset.format));
-  const labId = newLabId();
+  const labId = opts.lab?.id ?? newLabId();
   const dir = await runDir(opts.runsDir, plan, labId);
   // Which lab a run folder belongs to, written before the lab exists: a run that is killed
   // leaves no report, and this names the namespaces or containers to look for.
@@ -79,12 +83,15 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
   const connections = new Connections(() => t0);
   const stepFailures: { line: number; message: string }[] = [];
   const session = new LabSession({
-    backend: opts.backend, labId, dir, capture: plan.capture, traceResets: opts.traceResets, signal: opts.signal,
+    backend: opts.backend, labId, dir, capture: plan.capture, traceResets: opts.traceResets, signal: opts.signal, ...(opts.lab ? { lab: opts.lab } : {}),
     onEvent: (host, e) => connections.onEvent(host, e),
   });
   const { agents } = session;
+  /** in a kept lab: puts back the rules and sysctls the run changed */
+  let restoreKept: (() => Promise<void>) | undefined;
   try {
     const lab = await session.up();
+    if (opts.lab) restoreKept = await session.guard(keepLabState(lab, plan));
     timings.labUp = performance.now() - start;
 
     // The lab hosts' own settings: the firewall's ruleset file and rules, then sysctls.
@@ -132,6 +139,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
   } finally {
     const downStart = performance.now();
     await session.down();
+    await restoreKept?.().catch(() => undefined);
     timings.labDown = performance.now() - downStart;
     timings.total = performance.now() - start;
   }
@@ -139,7 +147,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
 
 /** Load the firewall's rules in one go (iptables-restore --noflush); a rule iptables refuses
  * is bad input (exit 2), located at the rule in the scenario file. */
-async function iptablesRestore(lab: Lab, host: HostName, rules: Plan['firewallRules'], file: string): Promise<void> {
+export async function iptablesRestore(lab: Lab, host: HostName, rules: Plan['firewallRules'], file: string): Promise<void> {
   const { text, ruleOfLine } = restoreText(rules.map((r) => r.rule));
   const r = await lab.exec(host, ['iptables-restore', '-w', '--noflush'], text);
   if (r.code === 0) return;

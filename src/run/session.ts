@@ -33,6 +33,8 @@ export interface SessionOptions {
   signal?: AbortSignal;
   /** what the applications saw, as the agents report it */
   onEvent(host: HostName, e: AgentEvent): void;
+  /** a kept lab to run in (rstlab run --lab): neither built nor taken down */
+  lab?: Lab;
 }
 
 export class LabSession {
@@ -73,7 +75,7 @@ export class LabSession {
    * hosts: they start while the agents do (a Node start each, most of lab up); nothing is
    * sent before the first step. */
   async up(): Promise<Lab> {
-    this.labUp = this.opts.backend.up(this.opts.labId);
+    this.labUp = this.opts.lab ? Promise.resolve(this.opts.lab) : this.opts.backend.up(this.opts.labId);
     const lab = (this.labValue = await this.guard(this.labUp));
     const agentOpts = { onEvent: this.opts.onEvent, onFailure: (e: Error) => this.stop.abort(e) };
     for (const h of HOSTS) this.agents[h] = AgentClient.start(lab, h, agentOpts);
@@ -149,7 +151,8 @@ export class LabSession {
     await Promise.all([...this.captures.map((c) => c.stop().catch(() => undefined)), ...Object.values(this.agents).map((a) => a.stop())]);
     this.captures = [];
     const lab = this.labValue ?? (await this.labUp?.catch(() => undefined));
-    await Promise.all([lab?.down(), removing]);
+    // a kept lab stays up: only rstlab lab down removes it
+    await Promise.all([this.opts.lab ? undefined : lab?.down(), removing]);
   }
 }
 

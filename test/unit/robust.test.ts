@@ -24,6 +24,7 @@ function hostLab(script: string): Lab {
     spawn: (_h, argv) => start(argv[0]!, argv.slice(1)),
     exec: () => Promise.reject(new Error('not used')),
     agentArgv: () => [process.execPath, '--input-type=module', '-e', script],
+    terminalArgv: (_h, argv) => argv,
     down: () => Promise.resolve(),
     [Symbol.asyncDispose]: () => Promise.resolve(),
   };

@@ -7,13 +7,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
-import { LabError } from '../../errors.js';
+import { InputError, LabError } from '../../errors.js';
 import {
   HOST_SYSCTLS, LAB_PREFIX, hostBatches, portRangeSysctls,
-  type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabProcess,
+  type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabProcess, type UpOptions,
 } from '../backend.js';
 import { HOSTS } from '../../vocabulary.js';
-import { claimLab, forgetLab, ownerFromLabels, ownerLabels, type LabRecord } from '../owner.js';
+import { claimLab, currentOwner, forgetLab, ownerFromLabels, ownerLabels, readLabRecord, type LabRecord } from '../owner.js';
 import { LAB_ENV, collect, findInPath, hasCapabilities, run, start } from '../process.js';
 import { ensureImage, messageOf, statusOf } from './image.js';
 import { requireTools, type Tool } from '../tools.js';
@@ -127,6 +127,11 @@ class DockerLab implements Lab {
     return ['node', AGENT_IN_HOST];
   }
 
+  terminalArgv(host: HostName, argv: string[], tty: boolean): string[] {
+    // docker exec: a terminal of the container's own (its image has ip, ss, nstat, tcpdump, iptables, conntrack)
+    return ['docker', 'exec', tty ? '-it' : '-i', '-e', `PS1=[rstlab ${this.id} ${host}] \\w# `, containerName(this.id, host), ...argv];
+  }
+
   down(): Promise<void> {
     this.downed ??= (async () => {
       // Removing a container kills everything in its pid namespace; their nsenters then end.
@@ -146,6 +151,11 @@ class DockerLab implements Lab {
   [Symbol.asyncDispose](): Promise<void> {
     return this.down();
   }
+}
+
+/** Each host's init pid and capability bounding set, as spawn() enters them. */
+function hostsOf(pid: Record<HostName, number>): Record<HostName, { pid: number; bounding: string }> {
+  return Object.fromEntries(HOSTS.map((h) => [h, { pid: pid[h], bounding: boundingSetOf(pid[h]) }])) as Record<HostName, { pid: number; bounding: string }>;
 }
 
 /** Signal the child a process forked (nsenter's), or, before it has forked, the process itself. */
@@ -224,12 +234,12 @@ export class DockerBackend implements Backend {
     await this.ensureImage();
   }
 
-  async up(id: string): Promise<Lab> {
+  async up(id: string, opts: UpOptions = {}): Promise<Lab> {
     const image = await this.ensureImage();
     const distSrc = join(this.root, 'dist', 'src');
     const made: Partial<Record<HostName, Docker.Container>> = {};
     // The record first: whatever of the lab exists, cleanup can tell whose it is.
-    const record = await claimLab(id, 'docker');
+    const record = await claimLab(id, 'docker', { ...currentOwner(), kept: opts.kept ?? false });
     const sysctls = portRangeSysctls(record.ports);
     try {
       await Promise.all(HOSTS.map(async (host) => {
@@ -260,13 +270,24 @@ export class DockerBackend implements Backend {
         pid[h] = state.Pid;
       });
       await this.wire(pid);
-      const hosts = Object.fromEntries(HOSTS.map((h) => [h, { pid: pid[h], bounding: boundingSetOf(pid[h]) }]));
-      return new DockerLab(record, this.docker, hosts as Record<HostName, { pid: number; bounding: string }>);
+      return new DockerLab(record, this.docker, hostsOf(pid));
     } catch (e) {
       await removeLabelled(this.docker, `${LAB_LABEL}=${id}`).then(() => forgetLab(record)).catch(() => undefined);
       if (e instanceof LabError) throw e;
       throw new LabError(`could not build docker lab ${id}: ${messageOf(e)}`, 'check `docker ps -a`; then run: rstlab cleanup');
     }
+  }
+
+  async attach(id: string): Promise<Lab> {
+    const record = await readLabRecord(id);
+    if (!record?.owner.kept || record.backend !== 'docker') throw new InputError(`no kept docker lab ${id} (rstlab lab ls shows them)`);
+    const pid = {} as Record<HostName, number>;
+    for (const h of HOSTS) {
+      const state = await this.docker.getContainer(containerName(id, h)).inspect().then((c) => c.State, () => undefined);
+      if (!state?.Running || !(state.Pid > 0)) throw new LabError(`kept lab ${id}: container ${containerName(id, h)} is not running`, `remove it: rstlab lab down ${id}`);
+      pid[h] = state.Pid;
+    }
+    return new DockerLab(record, this.docker, hostsOf(pid));
   }
 
   async labs(): Promise<FoundLab[]> {

@@ -2,7 +2,7 @@
 // pairs, made with iproute2 in batch mode (one process for many commands).
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { LabError } from '../../errors.js';
+import { InputError, LabError } from '../../errors.js';
 import {
   LAB_PREFIX, hostBatches, portRangeSysctls,
   type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabProcess,
@@ -10,7 +10,7 @@ import {
 import { HOSTS } from '../../vocabulary.js';
 import { LAB_ENV, collect, hasCapabilities, run, start } from '../process.js';
 import { BASE_TOOLS, requireTools } from '../tools.js';
-import { claimLab, forgetLab, readLabRecord, type LabRecord, type PortRange } from '../owner.js';
+import { claimLab, currentOwner, forgetLab, readLabRecord, type LabRecord, type PortRange } from '../owner.js';
 
 const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
 
@@ -62,6 +62,10 @@ class NetnsLab implements Lab {
 
   agentArgv(): string[] {
     return [process.execPath, AGENT];
+  }
+
+  terminalArgv(host: HostName, argv: string[]): string[] {
+    return ['nsenter', `--net=/run/netns/${namespaceOf(this.id, host)}`, '--', ...argv];
   }
 
   down(): Promise<void> {
@@ -122,9 +126,9 @@ export const netnsBackend: Backend = {
     }
   },
 
-  async up(id) {
+  async up(id, opts = {}) {
     // The record first: whatever of the lab exists, cleanup can tell whose it is.
-    const lab = new NetnsLab(await claimLab(id, 'netns'));
+    const lab = new NetnsLab(await claimLab(id, 'netns', { ...currentOwner(), kept: opts.kept ?? false }));
     const sysctls = portRangeSysctls(lab.ports);
     try {
       const root = await run('ip', ['-batch', '-'], namespacesBatch(id));
@@ -142,6 +146,15 @@ export const netnsBackend: Backend = {
       await lab.down().catch(() => undefined);
       throw e;
     }
+  },
+
+  async attach(id) {
+    const record = await readLabRecord(id);
+    if (!record?.owner.kept || record.backend !== 'netns') throw new InputError(`no kept netns lab ${id} (rstlab lab ls shows them)`);
+    const existing = new Set(await listNamespaces());
+    const missing = HOSTS.filter((h) => !existing.has(namespaceOf(id, h)));
+    if (missing.length > 0) throw new LabError(`kept lab ${id} has lost its ${missing.join(', ')} namespace(s)`, `remove it: rstlab lab down ${id}`);
+    return new NetnsLab(record);
   },
 
   async labs() {

@@ -4,10 +4,10 @@
 // the firewall ends there (marked ✕). Labels follow Wireshark's flow graph
 // ("7 → 42634 [RST, ACK] Seq=1 Ack=1 Win=0 Len=0"); RSTs are red, thicker, and say who sent
 // them and why. Each arrow carries its fields in a <title> (hover) and in data-* (click).
-import { mergeAcrossPoints, type WireEvent } from '../verify/merge.js';
+import { mergeAcrossPoints, mergeIcmpAcrossPoints, type WireEvent } from '../verify/merge.js';
 import type { RunResult } from '../run/runner.js';
-import { formatTime } from '../verify/format.js';
-import { CAPTURE_INTERFACE, CAPTURE_POINTS, PATH_TO_B, TCP, TOPOLOGY, pathOf, type CapturePoint, type TcpPacket } from '../vocabulary.js';
+import { formatTime, icmpLabel } from '../verify/format.js';
+import { CAPTURE_INTERFACE, CAPTURE_POINTS, PATH_TO_B, TCP, TOPOLOGY, pathOf, type CapturePoint, type IcmpError, type TcpPacket } from '../vocabulary.js';
 import { seqNumbers, type SeqAck } from './relative-seq.js';
 import { reasonText, rstLabel } from './rst-words.js';
 import { sightingOfEvent } from './text.js';
@@ -171,23 +171,61 @@ function arrow({ r, row, index, y, absoluteSeq, mystery }: ArrowInput): string {
   return out.join('\n');
 }
 
+/** An ICMP error (a firewall's REJECT with icmp-port-unreachable), drawn like a packet in its own colour. */
+function icmpArrow(r: RunResult, e: WireEvent<IcmpError>, y: number): string {
+  const p = e.first.packet;
+  const path = pathOf(p);
+  const seen = path.filter((pt) => e.seen.has(pt));
+  const dir = path === PATH_TO_B ? 1 : -1;
+  const x1 = X[seen[0]!];
+  const x2 = seen.length > 1 ? X[seen[seen.length - 1]!] : x1 + dir * 36;
+  const ms = p.time * 1000 - r.t0;
+  const details: [string, string][] = [
+    ['time', `${formatTime(p.time)} UTC (+${ms.toFixed(3)} ms)`],
+    ['ICMP', `type ${p.type} code ${p.code} from ${p.src} to ${p.dst}`],
+    ['quoting', `${p.quoted.src}:${p.quoted.sport} → ${p.quoted.dst}:${p.quoted.dport} seq ${p.quoted.seq}`],
+    ['seen at', seen.map((pt) => `${pt} (ttl ${e.seen.get(pt)!.packet.ttl})`).join(', ')],
+  ];
+  // the quoted seq is a raw number: the details have it
+  const label = `${icmpLabel(p).replace(/, quoting .*$/, '')} (for ${p.quoted.sport} → ${p.quoted.dport})`;
+  const labelX = Math.min(Math.max((x1 + x2) / 2, 330), WIDTH - 330);
+  return [
+    `<g class="arrow icmp" data-seen="${esc(seen.join(' '))}" data-details="${esc(JSON.stringify(details))}" data-index="-1" tabindex="0" role="button" aria-label="${esc(label)}">`,
+    `<title>${esc(details.map(([k, v]) => `${k}: ${v}`).join('\n'))}</title>`,
+    `<line class="hit" x1="${x1}" y1="${y}" x2="${x2}" y2="${y}"/>`,
+    `<line class="shaft" x1="${x1}" y1="${y}" x2="${x2 - dir * 2}" y2="${y}" marker-end="url(#head-icmp)"/>`,
+    ...seen.map((pt) => `<circle class="dot" cx="${X[pt]}" cy="${y}" r="5"/>`),
+    `<text class="time" x="112" y="${y + 5}" text-anchor="end">${esc(ms.toFixed(1))} ms</text>`,
+    `<text class="label" x="${labelX}" y="${y - 10}" text-anchor="middle">${esc(label)}</text>`,
+    '</g>',
+  ].join('\n');
+}
+
 /** The whole ladder as one <svg>, sized by its rows; `mystery` leaves RSTs unattributed. */
 export function ladderSvg(r: RunResult, opts: { absoluteSeq: boolean; mystery: boolean }): { svg: string; rows: LadderRow[] } {
   const rows = ladderRows(r, opts.absoluteSeq);
+  // ICMP errors stand in the ladder in time order, among the segments
+  const icmp = mergeIcmpAcrossPoints(r.obs.icmp ?? {}, r.plan.capture);
+  const drawn = [
+    ...rows.map((row, i) => ({ time: row.event.first.packet.time, row, i })),
+    ...icmp.map((e) => ({ time: e.first.packet.time, e })),
+  ].sort((a, b) => a.time - b.time);
   const body: string[] = [];
   let y = HEAD + 18;
-  rows.forEach((row, i) => {
-    const prev = rows[i - 1];
-    if (prev) {
-      const gap = row.event.first.packet.time - prev.event.first.packet.time;
-      if (gap > GAP_S) {
-        body.push(`<text class="gap" x="${(X.client + X.server) / 2}" y="${y + 4}" text-anchor="middle">… ${gap.toFixed(2)} s with no packet …</text>`);
-        y += GAP_ROW;
-      }
+  drawn.forEach((d, n) => {
+    const prev = drawn[n - 1];
+    if (prev && d.time - prev.time > GAP_S) {
+      body.push(`<text class="gap" x="${(X.client + X.server) / 2}" y="${y + 4}" text-anchor="middle">… ${(d.time - prev.time).toFixed(2)} s with no packet …</text>`);
+      y += GAP_ROW;
     }
-    const rst = (row.event.first.packet.flags & TCP.RST) !== 0;
+    if ('e' in d) {
+      body.push(icmpArrow(r, d.e, y + 14));
+      y += ROW;
+      return;
+    }
+    const rst = (d.row.event.first.packet.flags & TCP.RST) !== 0;
     y += rst ? 8 : 0;
-    body.push(arrow({ r, row, index: i, y: y + 14, absoluteSeq: opts.absoluteSeq, mystery: opts.mystery }));
+    body.push(arrow({ r, row: d.row, index: d.i, y: y + 14, absoluteSeq: opts.absoluteSeq, mystery: opts.mystery }));
     y += rst ? RST_ROW : ROW;
   });
   if (rows.length === 0) {
@@ -197,6 +235,7 @@ export function ladderSvg(r: RunResult, opts: { absoluteSeq: boolean; mystery: b
   const height = y + 10;
   const defs = `<defs>
 <marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="head"/></marker>
+<marker id="head-icmp" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="head-icmp"/></marker>
 <marker id="head-rst" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="3.6" markerHeight="3.6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="head-rst"/></marker>
 </defs>`;
   const svg = `<svg class="ladder" viewBox="0 0 ${WIDTH} ${height}" width="${WIDTH}" height="${height}" role="img" aria-label="ladder diagram: ${rows.length} packets" xmlns="http://www.w3.org/2000/svg">

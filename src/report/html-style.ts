@@ -36,6 +36,9 @@ svg .arrow .time { font-size: 14px; fill: var(--muted); }
 svg .arrow.rst .shaft { stroke: var(--rst); stroke-width: 4.5; }
 svg .arrow.rst .dot, svg .head-rst { fill: var(--rst); }
 svg .arrow.rst .label { fill: var(--rst); font-weight: 700; }
+svg .arrow.icmp .shaft { stroke: var(--drop); stroke-dasharray: 8 5; }
+svg .arrow.icmp .dot, svg .head-icmp { fill: var(--drop); }
+svg .arrow.icmp .label { fill: var(--drop); font-style: italic; }
 svg .arrow .rst-label { font-size: 17px; font-weight: 700; fill: var(--rst); }
 svg .arrow .drop { font-size: 22px; font-weight: 700; fill: var(--drop); }
 svg .arrow .drop-label { font-size: 13px; fill: var(--drop); }
@@ -57,7 +60,7 @@ tr.selected td { background: #fff3c4; }
 .pass-mark { color: var(--ok); font-weight: 700; } .fail-mark { color: var(--rst); font-weight: 700; }
 .error { color: var(--rst); font-weight: 700; }
 .rst-list li { color: var(--rst); margin: 0.3rem 0; }
-.rst-list li span { color: var(--ink); font-weight: normal; }
+.rst-list li span { color: var(--ink); font-weight: normal; overflow-wrap: anywhere; }
 ul.files { columns: 2; }
 @media print {
   html { font-size: 11pt; }
@@ -67,7 +70,6 @@ ul.files { columns: 2; }
   .hint, #detail { display: none !important; }
   figure, tr, li { break-inside: avoid; }
   h2 { break-after: avoid; }
-  ul.files a::after { content: " (" attr(href) ")"; color: var(--muted); }
 }
 `;
 

@@ -16,7 +16,7 @@ import { decodeCapture } from '../../src/capture/pcap.js';
 import { seqNumbers } from '../../src/report/relative-seq.js';
 import { TCP } from '../../src/vocabulary.js';
 import { launchBrowser, type Browser } from '../browser.js';
-import { ROOT, rstlab } from '../helpers.js';
+import { fixture, ROOT, rstlab } from '../helpers.js';
 
 const POINTS = ['client', 'firewall-a', 'firewall-b', 'server'] as const;
 
@@ -42,7 +42,7 @@ function expectedRuns(): string[] {
     const variants = /^variants:\n((?:[ #].*\n?)*)/m.exec(text)?.[1] ?? '';
     for (const m of variants.matchAll(/^ {2}([a-z][a-z0-9_-]*):/gm)) out.push(`${name} ${m[1]}`);
   }
-  return out;
+  return [...out, 'icmp-reject cause'];
 }
 
 describe('teaching outputs of every scenario: report.html in chromium, all.pcapng in tshark', function () {
@@ -52,8 +52,13 @@ describe('teaching outputs of every scenario: report.html in chromium, all.pcapn
   let browser: Browser;
 
   before(async function () {
-    const r = await rstlab('run', '--all', '--html', '--jobs', '3', '--runs-dir', runsDir);
+    // every scenario, and beside it a fixture whose firewall answers with ICMP instead of a RST
+    const [r, icmp] = await Promise.all([
+      rstlab('run', '--all', '--html', '--jobs', '3', '--runs-dir', runsDir),
+      rstlab('run', fixture('scenarios/icmp-reject.yaml'), '--html', '--runs-dir', runsDir),
+    ]);
     expect(r.code, r.stderr + r.stdout).to.equal(0);
+    expect(icmp.code, icmp.stderr + icmp.stdout).to.equal(0);
     for (const d of readdirSync(runsDir)) {
       const dir = join(runsDir, d);
       if (existsSync(join(dir, 'report.json'))) runs.push({ dir, report: JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report });
@@ -67,7 +72,7 @@ describe('teaching outputs of every scenario: report.html in chromium, all.pcapn
     if (!process.env.RSTLAB_KEEP_RUNS) rmSync(runsDir, { recursive: true, force: true });
   });
 
-  it('ran every scenario variant once, each with report.html and all.pcapng, and left no lab behind', () => {
+  it('ran every scenario variant once (and the ICMP fixture), each with report.html and all.pcapng, and left no lab behind', () => {
     expect(runs.map((r) => `${r.report.scenario} ${r.report.variant}`).sort()).to.deep.equal(expectedRuns().sort());
     const netns = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
     for (const { dir, report } of runs) {
@@ -81,7 +86,7 @@ describe('teaching outputs of every scenario: report.html in chromium, all.pcapn
   it('the index page links every run’s report, with no console error and no request', async () => {
     const opened = await browser.open(join(runsDir, 'index.html'));
     const hrefs = await opened.page.$$eval('a', (as) => as.map((a) => a.getAttribute('href')));
-    expect(hrefs.length).to.equal(runs.length);
+    expect(hrefs.length).to.equal(runs.length - 1); // all but the fixture's
     for (const h of hrefs) expect(existsSync(join(runsDir, h!)), h!).to.equal(true);
     expect(opened.errors).to.deep.equal([]);
     expect(opened.requests.every((u) => u.endsWith('/index.html'))).to.equal(true);
@@ -100,6 +105,7 @@ describe('teaching outputs of every scenario: report.html in chromium, all.pcapn
           rst: g.getAttribute('data-rst'),
           sender: g.getAttribute('data-sender'),
           red: g.classList.contains('rst'),
+          icmp: g.classList.contains('icmp'),
           rstLabel: g.querySelector('.rst-label')?.textContent ?? null,
           box: (() => {
             const b = g.getBoundingClientRect();
@@ -108,12 +114,17 @@ describe('teaching outputs of every scenario: report.html in chromium, all.pcapn
         })),
       );
       // every packet of each capture point is on exactly one arrow (tshark counts them)
+      // (ICMP errors quote a TCP header, which tshark dissects as tcp too: counted apart; ICMPv6
+      // neighbour discovery quotes none and is no arrow)
       for (const point of POINTS) {
-        const frames = tshark(['-r', join(dir, `${point}.pcap`), '-Y', 'tcp', '-T', 'fields', '-e', 'frame.number']).length;
-        expect(arrows.filter((a) => a.seen.includes(point)).length, `${want}: arrows seen at ${point}`).to.equal(frames);
+        const frames = tshark(['-r', join(dir, `${point}.pcap`), '-Y', 'tcp && !icmp && !icmpv6', '-T', 'fields', '-e', 'frame.number']).length;
+        expect(arrows.filter((a) => !a.icmp && a.seen.includes(point)).length, `${want}: arrows seen at ${point}`).to.equal(frames);
+        const icmp = tshark(['-r', join(dir, `${point}.pcap`), '-Y', '(icmp || icmpv6) && tcp', '-T', 'fields', '-e', 'frame.number']).length;
+        expect(arrows.filter((a) => a.icmp && a.seen.includes(point)).length, `${want}: ICMP arrows seen at ${point}`).to.equal(icmp);
       }
       // each arrow is drawn (has a size on the page)
       for (const a of arrows) expect(a.box.w, want).to.be.greaterThan(10);
+      if (want === 'icmp-reject cause') expect(arrows.filter((a) => a.icmp).length, 'the ICMP error is drawn').to.be.greaterThan(0);
       // the RSTs: one red arrow each, labelled with its sender
       const rstArrows = arrows.filter((a) => a.rst !== null);
       expect(rstArrows.length, `${want}: RST arrows`).to.equal(report.rsts.length);
@@ -149,7 +160,7 @@ describe('teaching outputs of every scenario: report.html in chromium, all.pcapn
       expect(ifaces.every((n) => (POINTS as readonly string[]).includes(n))).to.equal(true);
       // comments: on every copy of every RST, and on nothing else
       const commented = tshark(['-r', file, '-Y', 'frame.comment', '-T', 'fields', '-E', 'separator=|', '-e', 'frame.interface_name', '-e', 'tcp.flags.reset', '-e', 'frame.comment']);
-      const rstFrames = tshark(['-r', file, '-Y', 'tcp.flags.reset == 1', '-T', 'fields', '-e', 'frame.number']);
+      const rstFrames = tshark(['-r', file, '-Y', 'tcp.flags.reset == 1 && !icmp && !icmpv6', '-T', 'fields', '-e', 'frame.number']);
       const copies = report.rsts.reduce((n, s) => n + Object.keys(s.seenAt).length, 0);
       expect(commented.length, `${want}: commented frames`).to.equal(copies);
       expect(rstFrames.length, `${want}: RST frames`).to.equal(copies);
@@ -167,7 +178,7 @@ describe('teaching outputs of every scenario: report.html in chromium, all.pcapn
       // the section header names the scenario
       expect(execFileSync('capinfos', ['-k', file], { encoding: 'utf8' })).to.contain(`rstlab ${report.scenario}`);
       // the ladder's relative seq/ack are the ones Wireshark shows
-      const ws = tshark(['-r', file, '-T', 'fields', '-E', 'separator=|', '-e', 'tcp.seq', '-e', 'tcp.ack', '-e', 'tcp.window_size']);
+      const ws = tshark(['-r', file, '-Y', 'tcp && !icmp && !icmpv6', '-T', 'fields', '-E', 'separator=|', '-e', 'tcp.seq', '-e', 'tcp.ack', '-e', 'tcp.window_size']);
       const packets = decodeCapture(readFileSync(file));
       expect(packets.length).to.equal(ws.length);
       const ours = seqNumbers(packets);

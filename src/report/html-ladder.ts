@@ -162,7 +162,7 @@ function arrow({ r, row, index, y, absoluteSeq, mystery }: ArrowInput): string {
   }
   out.push(`<text class="time" x="112" y="${y + 5}" text-anchor="end">${esc(row.ms.toFixed(1))} ms</text>`);
   const labelX = Math.min(Math.max(mid, 330), WIDTH - 330);
-  out.push(`<text class="label" x="${labelX}" y="${y - 10}" text-anchor="middle">${esc(packetLabel(p, row.numbers))}</text>`);
+  out.push(`<text class="label" x="${labelX}" y="${y - 12}" text-anchor="middle">${esc(packetLabel(p, row.numbers))}</text>`);
   if (sighting) {
     const text = mystery ? `RST #${sighting.id}` : `${rstLabel(sighting)}`;
     out.push(`<text class="rst-label" x="${labelX}" y="${y + 26}" text-anchor="middle">${esc(text)}</text>`);

@@ -13,10 +13,7 @@ import { toolsFor } from '../lab/tools.js';
 import { handleSignals } from './signals.js';
 import { EXIT_INTERRUPTED, runCommand, scenarioFile, scenariosDir, type RunCommandOptions } from './run.js';
 import type { FirewallTestOptions } from '../firewall/command.js';
-import { renderList } from './list.js';
-import { keptLabBackend, labDown, labLs, labTerminal, labUp, shellArgv, type LabUpOptions } from './lab.js';
-import { revealRun } from './mystery.js';
-import { renderExplain } from '../report/explain.js';
+import type { LabUpOptions } from './lab.js';
 import { renderRun } from '../report/text.js';
 
 function positiveInt(v: string): number {
@@ -122,7 +119,7 @@ async function main(argv: string[]): Promise<number> {
     .command('list')
     .description('the scenarios, with a one-line summary each and which of the nine common causes each covers')
     .action(async () => {
-      process.stdout.write(renderList(await listScenarios(scenariosDir())) + '\n');
+      process.stdout.write((await import('./list.js')).renderList(await listScenarios(scenariosDir())) + '\n');
     });
 
   program
@@ -131,7 +128,7 @@ async function main(argv: string[]): Promise<number> {
     .argument('<scenario>', 'scenario name or file')
     .action(async (scenario: string) => {
       const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
-      process.stdout.write(renderExplain(await loadScenario(scenarioFile(scenario)), { color }) + '\n');
+      process.stdout.write((await import('../report/explain.js')).renderExplain(await loadScenario(scenarioFile(scenario)), { color }) + '\n');
     });
 
   program
@@ -140,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
     .argument('<run-dir>', 'the folder the mystery run printed')
     .action(async (dir: string) => {
       const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
-      process.stdout.write(renderRun(await revealRun(dir), { color }) + '\n');
+      process.stdout.write(renderRun(await (await import('./mystery.js')).revealRun(dir), { color }) + '\n');
     });
 
   const lab = program.command('lab').description('a lab a class keeps running: up, ls, shell, exec, down');
@@ -155,7 +152,7 @@ async function main(argv: string[]): Promise<number> {
       const controller = new AbortController();
       const release = handleSignals(process, controller, (s) => process.stderr.write(`\nrstlab: ${s}: stopping, taking the lab down…\n`));
       try {
-        process.stdout.write(`${await labUp(opts, controller.signal)}\n`);
+        process.stdout.write(`${await (await import('./lab.js')).labUp(opts, controller.signal)}\n`);
       } catch (e) {
         if (e instanceof AbortedError) code = EXIT_INTERRUPTED;
         else throw e;
@@ -167,7 +164,7 @@ async function main(argv: string[]): Promise<number> {
     .command('ls')
     .description('the kept labs on this machine')
     .action(async () => {
-      process.stdout.write(`${await labLs()}\n`);
+      process.stdout.write(`${await (await import('./lab.js')).labLs()}\n`);
     });
   lab
     .command('shell')
@@ -175,8 +172,9 @@ async function main(argv: string[]): Promise<number> {
     .argument('<host>', HOSTS.join(', '))
     .option('--lab <id>', 'which kept lab (default: the only one)')
     .action(async (host: string, opts: { lab?: string }) => {
-      const found = await keptLabBackend(opts.lab);
-      code = await labTerminal(host, opts.lab, shellArgv(found), process.stdin.isTTY === true);
+      const lab = await import('./lab.js');
+      const found = await lab.keptLabBackend(opts.lab);
+      code = await lab.labTerminal(host, opts.lab, lab.shellArgv(found), process.stdin.isTTY === true);
     });
   lab
     .command('exec')
@@ -185,7 +183,7 @@ async function main(argv: string[]): Promise<number> {
     .argument('<command...>', 'the command and its arguments (after --)')
     .option('--lab <id>', 'which kept lab (default: the only one)')
     .action(async (host: string, command: string[], opts: { lab?: string }) => {
-      code = await labTerminal(host, opts.lab, command, false);
+      code = await (await import('./lab.js')).labTerminal(host, opts.lab, command, false);
     });
   lab
     .command('down')
@@ -193,7 +191,7 @@ async function main(argv: string[]): Promise<number> {
     .argument('[id]', 'the lab (rstlab lab ls shows them)')
     .option('--all', 'every kept lab')
     .action(async (id: string | undefined, opts: { all?: boolean }) => {
-      const removed = await labDown(id, opts.all ?? false);
+      const removed = await (await import('./lab.js')).labDown(id, opts.all ?? false);
       process.stdout.write(removed.length ? removed.map((r) => `removed ${r}\n`).join('') : 'no kept lab to take down\n');
     });
 

@@ -10,11 +10,8 @@ import { toolsFor } from '../lab/tools.js';
 import { junitXml, reportJson, writeFileAtomically, writeReportJson } from '../report/json.js';
 import { renderMystery, renderRun } from '../report/text.js';
 import { writeTeachingArtifacts } from '../report/artifacts.js';
-import { writeIndexHtml } from '../report/html.js';
 import { checkOutputFile, checkRunsDir, checkSysctls } from '../run/preflight.js';
 import { runScenario, type RunResult } from '../run/runner.js';
-import { hideAnswer, pickRandom } from './mystery.js';
-import { attachKeptLab } from './lab.js';
 import { listScenarios, loadScenario } from '../scenario/load.js';
 import { planFor, type Plan } from '../scenario/plan.js';
 
@@ -132,7 +129,7 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
   const loaded = opts.all
     ? await listScenarios(scenariosDir())
     : opts.random
-      ? [pickRandom(await listScenarios(scenariosDir()))]
+      ? [(await import('./mystery.js')).pickRandom(await listScenarios(scenariosDir()))]
       : [await loadScenario(scenarioFile(scenario!))];
   if (opts.all) {
     plans = loaded.flatMap((s) => s.variants.map((v) => planFor(s, v)));
@@ -145,7 +142,7 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
   await checkRunsDir(opts.runsDir);
   if (opts.junit) await checkOutputFile(opts.junit, '--junit');
   // a kept lab brings its own backend (its record says which)
-  const kept = opts.lab ? await attachKeptLab(opts.lab) : undefined;
+  const kept = opts.lab ? await (await import('./lab.js')).attachKeptLab(opts.lab) : undefined;
   const backend = kept?.backend ?? (await backendByName(opts.backend));
   let results: RunResult[];
   try {
@@ -157,14 +154,14 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
     throw e;
   }
 
-  if (opts.html && opts.all) process.stderr.write(`every run's report: ${await writeIndexHtml(opts.runsDir, results)}\n`);
+  if (opts.html && opts.all) process.stderr.write(`every run's report: ${await (await import('../report/html.js')).writeIndexHtml(opts.runsDir, results)}\n`);
   if (opts.junit) {
     const runs = results.map((r) => ({ name: r.plan.name, variant: r.plan.variant, seconds: r.timings.total / 1000, failure: failureText(r) }));
     await writeFileAtomically(opts.junit, junitXml(runs));
   }
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
   if (opts.mystery) {
-    const hidden = await hideAnswer(results[0]!);
+    const hidden = await (await import('./mystery.js')).hideAnswer(results[0]!);
     process.stdout.write(renderMystery(hidden, { color, absoluteSeq: opts.absoluteSeq }) + '\n');
   } else if (opts.json) {
     const json = results.map(reportJson);

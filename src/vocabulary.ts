@@ -135,6 +135,8 @@ export interface TcpPacket {
   /** TCP payload length in bytes (from the IP length, not the captured length) */
   payloadLength: number;
   options: TcpOptions;
+  /** the Ethernet source address (aa:bb:cc:dd:ee:ff), where the capture's link layer has one */
+  srcMac?: string;
 }
 
 export interface TcpOptions {

@@ -25,15 +25,15 @@ const PCAPNG_IDB = 0x00000001;
 const PCAPNG_SPB = 0x00000003;
 const PCAPNG_EPB = 0x00000006;
 
-const LINKTYPE_ETHERNET = 1;
+export const LINKTYPE_ETHERNET = 1;
 const LINKTYPE_RAW = 101;
 const LINKTYPE_LINUX_SLL = 113;
 const LINKTYPE_LINUX_SLL2 = 276;
 
-const ETHERTYPE_IPV4 = 0x0800;
+export const ETHERTYPE_IPV4 = 0x0800;
 const ETHERTYPE_IPV6 = 0x86dd;
-const ETHERTYPE_VLAN = 0x8100; // 802.1Q
-const ETHERTYPE_QINQ = 0x88a8; // 802.1ad outer tag
+export const ETHERTYPE_VLAN = 0x8100; // 802.1Q
+export const ETHERTYPE_QINQ = 0x88a8; // 802.1ad outer tag
 
 const IPPROTO_TCP = 6;
 const IPPROTO_ICMP = 1;
@@ -90,15 +90,20 @@ export function captureFrames(buf: Buffer): CapturedFrame[] {
   });
 }
 
-function readFrames(buf: Buffer): Frame[] {
+/** Where a capture file ended early: its last record or block was cut short. */
+export interface Cut {
+  truncated: boolean;
+}
+
+export function readFrames(buf: Buffer, cut: Cut = { truncated: false }): Frame[] {
   if (buf.length >= 4) {
     const be = buf.readUInt32BE(0);
-    if (be === PCAPNG_SHB) return readPcapng(buf);
+    if (be === PCAPNG_SHB) return readPcapng(buf, cut);
     const le = buf.readUInt32LE(0);
     // The writer stores the magic in its own byte order, so the order in which it
     // reads back as a known magic is the order of every header field after it.
-    if (le === PCAP_MAGIC_USEC || le === PCAP_MAGIC_NSEC) return readPcap(buf, true);
-    if (be === PCAP_MAGIC_USEC || be === PCAP_MAGIC_NSEC) return readPcap(buf, false);
+    if (le === PCAP_MAGIC_USEC || le === PCAP_MAGIC_NSEC) return readPcap(buf, true, cut);
+    if (be === PCAP_MAGIC_USEC || be === PCAP_MAGIC_NSEC) return readPcap(buf, false, cut);
   }
   const head = buf.subarray(0, 4).toString('hex') || 'empty';
   throw new Error(`not a pcap or pcapng capture (starts with ${head})`);
@@ -114,11 +119,14 @@ function reader(buf: Buffer, le: boolean) {
 
 // --- classic pcap -----------------------------------------------------------
 
-function readPcap(buf: Buffer, le: boolean): Frame[] {
+function readPcap(buf: Buffer, le: boolean, cut: Cut): Frame[] {
   const { u32 } = reader(buf, le);
   const frames: Frame[] = [];
   // File header: magic, version (2+2), thiszone, sigfigs, snaplen, linktype = 24 bytes.
-  if (buf.length < 24) return frames; // cut before the header was complete
+  if (buf.length < 24) {
+    cut.truncated = true; // cut before the header was complete
+    return frames;
+  }
   const nano = u32(0) === PCAP_MAGIC_NSEC;
   // The low 16 bits are the link type; the upper bits may carry FCS information.
   const linkType = u32(20) & 0xffff;
@@ -134,6 +142,7 @@ function readPcap(buf: Buffer, le: boolean): Frame[] {
     frames.push({ linkType, time: sec + frac / (nano ? 1e9 : 1e6), data: buf.subarray(start, start + inclLen), origLen: u32(off + 12) });
     off = start + inclLen;
   }
+  if (off < buf.length) cut.truncated = true; // a record header or its bytes cut short
   return frames;
 }
 
@@ -148,7 +157,7 @@ interface Interface {
   offsetSec: number;
 }
 
-function readPcapng(buf: Buffer): Frame[] {
+function readPcapng(buf: Buffer, cut: Cut): Frame[] {
   const frames: Frame[] = [];
   let interfaces: Interface[] = [];
   let le = true;
@@ -211,6 +220,7 @@ function readPcapng(buf: Buffer): Frame[] {
     // Anything else (SHB body, Name Resolution, Interface Statistics, custom...) is skipped.
     off += total;
   }
+  if (off < buf.length) cut.truncated = true; // a block cut short or corrupt: read up to it
   return frames;
 }
 
@@ -234,7 +244,7 @@ function toSeconds(ts: bigint, iface: Interface): number {
 
 // --- link layer -------------------------------------------------------------
 
-function decodeFrame(frame: Frame): TcpPacket | IcmpError | undefined {
+export function decodeFrame(frame: Frame): TcpPacket | IcmpError | undefined {
   const { data } = frame;
   let etherType: number;
   let off: number;

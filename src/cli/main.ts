@@ -196,6 +196,17 @@ async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command('diagnose')
+    .description('name the cause of each RST in pcap/pcapng captures taken anywhere, with its evidence')
+    .argument('<file...>', 'pcap or pcapng files (several: the same traffic at different points)')
+    .option('--json', 'print the diagnosis as JSON')
+    .action(async (files: string[], opts: { json?: boolean }) => {
+      const { diagnoseFiles, renderDiagnosis } = await import('../diagnose/diagnose.js');
+      const results = await diagnoseFiles(files, await listScenarios(scenariosDir()));
+      process.stdout.write(opts.json ? `${JSON.stringify({ files: results }, null, 2)}\n` : `${renderDiagnosis(results)}\n`);
+    });
+
+  program
     .command('cleanup')
     .description('remove the labs (namespaces, containers, trace instances, state) whose owner process is gone; say what is left and why')
     .option('--force', 'remove every rstlab lab on this machine, also those of running processes')

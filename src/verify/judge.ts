@@ -3,12 +3,13 @@
 // counter, sockets and noRst rules. verify.ts runs them over a scenario's expectations.
 import type { Expectation, RstExpectation } from '../scenario/schema.js';
 import { formatPacket } from './format.js';
+import { FlowView, checkShape } from './signatures.js';
 import {
-  connContext, connPorts, contextOf, describeRst, isRst, isSyn, isSynAck, onPorts, packetsAt, sameFlow, segmentKind,
+  connContext, connPorts, contextOf, describeRst, isRst, isSyn, isSynAck, onPorts, packetsAt, sameFlow,
   type PacketRef, type RstSighting,
 } from './sightings.js';
 import {
-  ADDRESS, FIREWALL_ADDRESSES, TCP, hostLabel, parseSeqRelation,
+  ADDRESS, FIREWALL_ADDRESSES, TCP, hostLabel,
   type AppEvent, type CapturePoint, type Observations, type SocketEntry, type TcpPacket,
 } from '../vocabulary.js';
 
@@ -26,81 +27,6 @@ export interface Result {
 }
 
 // ---------------------------------------------------------------------------------------
-// 32-bit sequence arithmetic (RFC 9293 §3.4: all comparisons are modulo 2^32)
-
-function seqAdd(a: number, n: number): number {
-  return (((a + n) % 0x1_0000_0000) + 0x1_0000_0000) % 0x1_0000_0000;
-}
-
-/** a is after b in sequence space */
-function seqAfter(a: number, b: number): boolean {
-  return ((a - b) | 0) > 0;
-}
-
-/** The sequence number just past a segment: SYN and FIN each occupy one (RFC 9293 §3.4). */
-function seqEnd(p: TcpPacket): number {
-  return seqAdd(p.seq, p.payloadLength + (p.flags & TCP.SYN ? 1 : 0) + (p.flags & TCP.FIN ? 1 : 0));
-}
-
-
-// ---------------------------------------------------------------------------------------
-// seq / ack relations
-
-interface Resolved {
-  value?: number;
-  /** why it could not be resolved */
-  why?: string;
-}
-
-/** The sender's view of the flow at the sighting's point, before the RST. */
-class FlowView {
-  private readonly before: TcpPacket[];
-
-  constructor(
-    obs: Observations,
-    private readonly s: RstSighting,
-  ) {
-    const packets = packetsAt(obs, s.point);
-    const rstIndex = s.seen[s.point]?.index ?? 0;
-    this.before = packets.slice(0, rstIndex).filter((q) => sameFlow(q, s));
-  }
-
-  resolve(relation: number | string): Resolved {
-    const r = parseSeqRelation(relation);
-    if (!r) return { why: `not a relation: ${relation}` };
-    if (r.kind === 'number') return { value: r.value };
-    if (r.kind !== 'packet') return this.next(r.kind === 'snd_nxt' ? this.s.src : this.s.dst, r.kind);
-    const { base, field, offset } = r;
-    let ref: TcpPacket | undefined;
-    let what: string;
-    if (base === 'answered') {
-      ref = this.s.answered?.packet;
-      what = 'no packet of the flow came to the sender before it';
-    } else {
-      // The latest SYN (SYN-ACK) before the RST: retransmissions repeat the first one's
-      // numbers, and where a 4-tuple is reused (a new SYN on a port the peer still
-      // holds) it is the current attempt's, not an earlier connection's.
-      const pick = base === 'syn' ? isSyn : isSynAck;
-      ref = [...this.before].reverse().find(pick);
-      what = `no ${base === 'syn' ? 'SYN' : 'SYN-ACK'} on the flow before it`;
-    }
-    if (!ref) return { why: `${what} at ${this.s.point}` };
-    return { value: seqAdd(field === 'seq' ? ref.seq : ref.ack, offset) };
-  }
-
-  /** The highest sequence number past anything `address` sent on the flow (RSTs take no sequence space). */
-  private next(address: string, name: string): Resolved {
-    let best: number | undefined;
-    for (const q of this.before) {
-      if (q.src !== address || isRst(q)) continue;
-      const end = seqEnd(q);
-      if (best === undefined || seqAfter(end, best)) best = end;
-    }
-    return best === undefined ? { why: `${name}: nothing from ${address} on the flow before it at ${this.s.point}` } : { value: best };
-  }
-}
-
-// ---------------------------------------------------------------------------------------
 // rst expectations: field by field
 
 interface FieldCheck {
@@ -110,6 +36,13 @@ interface FieldCheck {
   ok: boolean;
   /** how much a match of this field says that the candidate is the RST meant */
   weight: number;
+}
+
+/** The sender's view of the flow at the sighting's point, before the RST. */
+function flowViewOf(obs: Observations, s: RstSighting): FlowView {
+  const rstIndex = s.seen[s.point]?.index ?? 0;
+  const before = packetsAt(obs, s.point).slice(0, rstIndex).filter((q) => sameFlow(q, s));
+  return new FlowView(before, s, s.answered?.packet, s.point);
 }
 
 function checkRst(e: RstExpectation, s: RstSighting, obs: Observations, captured: Set<CapturePoint>): FieldCheck[] {
@@ -135,24 +68,11 @@ function checkRst(e: RstExpectation, s: RstSighting, obs: Observations, captured
     else add('conn', `${e.conn} (ports ${ports[0]} <> ${ports[1]})`, seen, onPorts(s.sport, s.dport, ports), 4);
   }
 
-  if (e.flags !== undefined) {
-    const ok = isRst(s.packet) && ((s.flags & TCP.ACK) !== 0) === (e.flags === 'R.');
-    add('flags', e.flags, s.flagText, ok);
-  }
-
-  const view = new FlowView(obs, s);
-  for (const field of ['seq', 'ack'] as const) {
-    const relation = e[field];
-    if (relation === undefined) continue;
-    const r = view.resolve(relation);
-    const seen = s[field];
-    if (r.value === undefined) add(field, `${relation} (unknown: ${r.why})`, String(seen), false);
-    else add(field, typeof relation === 'number' ? String(relation) : `${relation} = ${r.value}`, String(seen), r.value === seen);
-  }
-
-  if (e.answers !== undefined) {
-    const seen = s.answered ? `${segmentKind(s.answered.packet)} (at ${s.answered.point}: ${formatPacket(s.answered.packet)})` : `nothing (no packet came to the sender before it at ${s.point})`;
-    add('answers', e.answers, seen, s.answered !== undefined && segmentKind(s.answered.packet) === e.answers);
+  // flags, seq, ack and answers: the RST's shape, judged as diagnose judges it (signatures.ts)
+  for (const c of checkShape(e, s.packet, s.answered?.packet, flowViewOf(obs, s))) {
+    let seen = c.seen;
+    if (c.field === 'answers') seen = s.answered ? `${c.seen} (at ${s.answered.point}: ${formatPacket(s.answered.packet)})` : `nothing (no packet came to the sender before it at ${s.point})`;
+    add(c.field, c.expected, seen, c.ok);
   }
 
   const seenList = s.seenAt.join(', ') || 'nowhere';

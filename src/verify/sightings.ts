@@ -3,6 +3,7 @@
 // seen with which TTL, what it answered, the kernel's reason). The judges (judge.ts) match
 // expectations against these sightings.
 import { mergeAcrossPoints, type Copy, type WireEvent } from './merge.js';
+import { isRst, madeBeforeRouter, segmentKind } from './signatures.js';
 import {
   DEFAULT_TTL, FIRST_POINT_PAST_ROUTER, PATH_TO_A, POINT_HOST, TCP, flagString, hostLabel, hostOf, pathOf,
   type CapturePoint, type ConnObservation, type Host, type KernelReset, type Observations, type TcpPacket,
@@ -83,26 +84,14 @@ export interface VerifyOptions {
 // ---------------------------------------------------------------------------------------
 // Packet helpers
 
-export const isRst = (p: TcpPacket): boolean => (p.flags & TCP.RST) !== 0;
-export const isSyn = (p: TcpPacket): boolean => (p.flags & (TCP.SYN | TCP.ACK)) === TCP.SYN;
-export const isSynAck = (p: TcpPacket): boolean => (p.flags & (TCP.SYN | TCP.ACK)) === (TCP.SYN | TCP.ACK);
+// The segment helpers live with the signatures (signatures.ts); re-exported for the verifier's modules.
+export { isRst, isSyn, isSynAck, segmentKind } from './signatures.js';
 
 export function sameFlow(p: TcpPacket, q: { src: string; dst: string; sport: number; dport: number }): boolean {
   return (
     (p.src === q.src && p.dst === q.dst && p.sport === q.sport && p.dport === q.dport) ||
     (p.src === q.dst && p.dst === q.src && p.sport === q.dport && p.dport === q.sport)
   );
-}
-
-/** What kind of segment a packet is, in the words of `answers`. */
-export function segmentKind(p: TcpPacket): 'SYN' | 'SYN-ACK' | 'FIN' | 'data' | 'ACK' | 'RST' | 'other' {
-  if (isRst(p)) return 'RST';
-  if (isSyn(p)) return 'SYN';
-  if (isSynAck(p)) return 'SYN-ACK';
-  if (p.flags & TCP.FIN) return 'FIN';
-  if (p.payloadLength > 0) return 'data';
-  if (p.flags & TCP.ACK) return 'ACK';
-  return 'other';
 }
 
 export function packetsAt(obs: Observations, point: CapturePoint): TcpPacket[] {
@@ -178,7 +167,7 @@ function sightingOf(g: WireEvent, obs: Observations, captured: Set<CapturePoint>
     fromBy = 'ttl';
     const start = POINT_HOST[path[0] as CapturePoint];
     if (firstIndex < FIRST_POINT_PAST_ROUTER) from = start;
-    else from = p.ttl >= DEFAULT_TTL ? 'firewall' : start;
+    else from = madeBeforeRouter(p.ttl, DEFAULT_TTL) ? 'firewall' : start;
   }
 
   const seen: Partial<Record<CapturePoint, RstSeen>> = {};

@@ -87,7 +87,7 @@ function diagnoseRst(f: RstFacts, packets: TcpPacket[], signatures: Signature[])
   const evidence = [
     `RST ${flagString(r.flags)} ${r.src}.${r.sport} > ${r.dst}.${r.dport} at ${formatPacket(r).split(' ')[0]} (packet ${f.index + 1} of the file's TCP segments): seq ${r.seq}${r.flags & TCP.ACK ? `, ack ${r.ack}` : ''}, ${f.relation}`,
     f.answered ? `it answers ${describe(f.answered)}` : 'no packet of the flow came to its sender before it in this capture',
-    `TTL ${r.ttl}: ${f.sentByWhy}`,
+    `who sent it: ${f.sentByWhy}`,
     `IP id ${r.ipId}, window ${r.window}, ${r.options.timestamp ? 'with timestamps (a live socket sends those)' : 'no TCP options'}${r.ipId === 0 && r.window === 0 ? ' (IP id 0, window 0, no options: a RST for no socket, or a firewall REJECT)' : ''}`,
     ...(f.state.idleBeforeAnswered !== undefined ? [`the flow was idle ${f.state.idleBeforeAnswered.toFixed(3)} s before the segment it answers`] : []),
     ...(first ? first.because : ['no cause the lab knows has this shape; the shapes checked: ' + [...checks.entries()].slice(0, 3).map(([c, cs]) => `${c} (${cs.filter((x) => !x.ok).map((x) => `${x.field}: expected ${x.expected}, seen ${x.seen}`).join('; ')})`).join(', ')]),

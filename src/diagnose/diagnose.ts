@@ -80,8 +80,10 @@ function diagnoseRst(f: RstFacts, packets: TcpPacket[], signatures: Signature[])
   const second = candidates[1];
   const cause = first?.cause ?? 'unknown';
   let cannotTell: string | null = null;
-  if (first && second && first.confidence - second.confidence < 0.2) {
-    cannotTell = `the wire cannot tell ${first.cause} from ${second.cause} for certain: ${pairNote(first.cause, second.cause)}`;
+  // Name both where they are close, or where they are a pair the wire is known to confuse.
+  const known = first && second ? pairNote(first.cause, second.cause) : undefined;
+  if (first && second && (first.confidence - second.confidence < 0.2 || (known && second.confidence >= 0.25))) {
+    cannotTell = `the wire cannot tell ${first.cause} from ${second.cause} for certain: ${known ?? 'compare a capture from the other side of the path'}`;
   }
   const r = f.rst;
   const evidence = [
@@ -126,13 +128,13 @@ function describe(p: TcpPacket): string {
 }
 
 /** Why two causes look alike on the wire, and what would tell them apart. */
-function pairNote(a: string, b: string): string {
+function pairNote(a: string, b: string): string | undefined {
   const pair = new Set([a, b]);
   if (pair.has('app-abort') && pair.has('unread-data-close')) return 'an abort with linger 0 and a close with unread data send the same RST; the application\'s code or logs (or the kernel\'s TCPAbortOnData/TCPAbortOnClose counters) tell them apart';
   if (pair.has('closed-port') && pair.has('firewall-reject')) return 'a firewall that forges well looks like a closed port; a capture on the server\'s side (a firewall RST never gets there) or the TTL of other packets from the server tells them apart';
   if (pair.has('half-open-restart') && pair.has('duplicate-address')) return 'at the client a duplicate address looks like a half-open reset; capture on the server\'s network and compare source MACs';
   if (pair.has('firewall-invalid-state') && pair.has('idle-timeout')) return 'both are a state table that does not know the flow; whether the entry expired (idle time against the device\'s timeout) or never existed is in the firewall\'s logs';
-  return 'compare a capture from the other side of the path';
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -25,9 +25,27 @@ export interface Candidate {
   because: string[];
 }
 
+/**
+ * Causes the troubleshooting literature names whose scenario has not landed yet, written as
+ * the rst expectation their scenario file will hold (docs: ../shared/RST-CAUSES.md §10).
+ * A scenario of the same name replaces its entry here.
+ */
+const PENDING: { cause: string; summary: string; expectation: RstExpectation }[] = [
+  {
+    cause: 'duplicate-address',
+    summary: "A second host takes the server's address by gratuitous ARP; the client's next segment reaches it and it resets it",
+    // The impostor has no socket: R, seq = the client's ack (RFC 9293 §3.10.7.1), from the server's address.
+    expectation: { from: 'server', to: 'client', flags: 'R', answers: 'data', seq: 'answered.ack', count: 1 },
+  },
+];
+
 /** The rst expectations of each scenario's cause variant, as signatures. */
 export function signaturesOf(scenarios: LoadedScenario[]): Signature[] {
   const out: Signature[] = [];
+  for (const p of PENDING) {
+    if (scenarios.some((s) => s.scenario.name === p.cause)) continue;
+    out.push({ ...p, sentBy: 'endpoint', role: 'acceptor' });
+  }
   for (const s of scenarios) {
     // The cause's RST is the scenario's first rst expectation; a later one is a side effect
     // of how the lab makes it (half-open-restart's own RST from the killed socket, which dies
@@ -117,8 +135,9 @@ function contextScore(cause: string, f: RstFacts, because: string[]): number {
       return idle !== undefined && idle >= IDLE_SECONDS ? say(0, `the flow was idle ${idle.toFixed(1)} s: a state table entry may have expired`) : say(0.5, 'the flow was busy: the state table did not know it');
     case 'duplicate-address':
       if (f.mac.changed === true) return say(f.gratuitousArp ? 4 : 3, `its source MAC ${f.mac.rst} differs from every earlier packet of ${f.rst.src} (${f.mac.earlier.join(', ')})${f.gratuitousArp ? `, and a gratuitous ARP for ${f.rst.src} from ${f.gratuitousArp.senderMac} came before it` : ''}`);
-      if (f.mac.changed === false) return say(-3, 'its source MAC is the one the sender used before');
-      return say(-0.5, 'no MAC to compare (capture without Ethernet headers, or taken beyond a router)');
+      // Past a router every frame carries the router's MAC: only a capture on the sender's own network can compare.
+      if (f.mac.changed === false && f.ttl.hops === 0) return say(-3, 'its source MAC is the one the sender used before');
+      return say(-0.5, 'no MAC of the sender to compare (no Ethernet headers, or a router in between rewrites them): capture on the server\'s network to tell');
     default:
       return 0;
   }

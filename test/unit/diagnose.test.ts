@@ -77,6 +77,21 @@ describe('rstlab diagnose', function () {
       expect(r.cannotTell).to.match(/closed-port/);
     });
 
+    it('duplicate-address, captured at the router on the server\'s switch: named from the new source MAC and the gratuitous ARP', async () => {
+      const r = (await diagnose(fixture('diagnose/duplicate-address-router.pcap'))).files[0]!.rsts;
+      expect(r).to.have.length(1);
+      expect(r[0]!.cause, r[0]!.evidence.join('\n')).to.equal('duplicate-address');
+      expect(r[0]!.sentBy).to.equal('endpoint');
+      expect(r[0]!.evidence.join('\n')).to.match(/gratuitous ARP/);
+    });
+
+    it('duplicate-address at the client (behind the router, no MAC of the server to compare): a half-open reset, and it says so', async () => {
+      const r = (await diagnose(fixture('diagnose/duplicate-address-client.pcap'))).files[0]!.rsts[0]!;
+      expect(r.cause).to.equal('half-open-restart');
+      expect(r.candidates.map((c) => c.cause)).to.include('duplicate-address');
+      expect(r.cannotTell).to.match(/duplicate-address/);
+    });
+
     it('diagnoses several files at once, each on its own', async () => {
       const out = await diagnose(fixture('diagnose/closed-port-client.pcap'), fixture('diagnose/idle-timeout-server.pcap'));
       expect(out.files.map((f) => f.rsts.length)).to.deep.equal([1, 0]);

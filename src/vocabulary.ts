@@ -13,6 +13,16 @@ export type Host = (typeof HOSTS)[number];
 /** The name the lab backends use for a host; the same thing as Host. */
 export type HostName = Host;
 
+/**
+ * Hosts a lab holds only when a scenario asks for them: `impostor`, a third host on the
+ * server's network (net B then becomes a switch), which can take the server's address
+ * (docs/DESIGN.md "The lab"; ../shared/RST-CAUSES.md §10). It runs no agent.
+ */
+export const EXTRA_HOSTS = ['impostor'] as const;
+export type ExtraHost = (typeof EXTRA_HOSTS)[number];
+/** Any host a lab may hold. */
+export type LabHost = Host | ExtraHost;
+
 /** The ends of a connection: the hosts that run applications. */
 export const END_HOSTS = ['client', 'server'] as const satisfies readonly Host[];
 export type EndHost = (typeof END_HOSTS)[number];
@@ -139,6 +149,19 @@ export interface TcpPacket {
   srcMac?: string;
 }
 
+/** An ARP packet (RFC 826) as a capture point saw it (captured where a lab has an impostor). */
+export interface ArpPacket {
+  time: number;
+  /** the Ethernet source address of the frame */
+  srcMac: string;
+  op: 'request' | 'reply';
+  senderMac: string;
+  senderIp: string;
+  targetIp: string;
+  /** a gratuitous ARP: a host announcing its own address (sender IP = target IP, RFC 5227 §3) */
+  gratuitous: boolean;
+}
+
 export interface TcpOptions {
   mss?: number;
   wscale?: number;
@@ -241,6 +264,8 @@ export interface Observations {
   kernelResets?: KernelReset[];
   /** ICMP errors about TCP segments, by capture point (the verifier's judges look at TCP only) */
   icmp?: Partial<Record<CapturePoint, IcmpError[]>>;
+  /** ARP packets of each capture point; only where the lab has an impostor (ARP is captured then) */
+  arps?: Partial<Record<CapturePoint, ArpPacket[]>>;
 }
 
 // ---------------------------------------------------------------------------------------

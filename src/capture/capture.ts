@@ -26,13 +26,15 @@ export function tcpdumpProgram(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Start tcpdump and resolve once it is really capturing (it says "listening on" after
  * the capture socket is bound and the filter attached). */
-export async function startCapture(lab: Lab, point: CapturePoint, file: string, readyMs = CAPTURE_READY_MS): Promise<Capture> {
+export async function startCapture(lab: Lab, point: CapturePoint, file: string, readyMs = CAPTURE_READY_MS, opts: { arp?: boolean } = {}): Promise<Capture> {
+  // ARP too where the lab has an impostor: who claims which address is the evidence there.
+  const filter = opts.arp ? `${CAPTURE_FILTER} or arp` : CAPTURE_FILTER;
   const { host, iface } = CAPTURE_INTERFACE[point];
   // --immediate-mode -U: hand over each packet at once (without it the pcaps came out
   // empty here); -Z root: do not drop privileges, the output is a pipe anyway. ICMP too:
   // a firewall's REJECT may answer with an ICMP error, which the application cannot tell
   // from a RST (both are ECONNREFUSED), only the capture can.
-  const proc = lab.spawn(host, [tcpdumpProgram(), '-i', iface, '-nn', '-s', '256', '--immediate-mode', '-U', '-Z', 'root', '-w', '-', CAPTURE_FILTER]);
+  const proc = lab.spawn(host, [tcpdumpProgram(), '-i', iface, '-nn', '-s', '256', '--immediate-mode', '-U', '-Z', 'root', '-w', '-', filter]);
   const out = createWriteStream(file);
   proc.stdout.pipe(out);
   const written = finished(out);

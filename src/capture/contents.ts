@@ -5,25 +5,16 @@
 import {
   ETHERTYPE_IPV4, ETHERTYPE_QINQ, ETHERTYPE_VLAN, LINKTYPE_ETHERNET, decodeFrame, readFrames, type Cut, type Frame,
 } from './pcap.js';
-import type { TcpPacket } from '../vocabulary.js';
+import type { ArpPacket, IcmpError, TcpPacket } from '../vocabulary.js';
 
-/** An ARP packet (RFC 826) on Ethernet: who asked or answered for which address, from which MAC. */
-export interface ArpPacket {
-  time: number;
-  /** the Ethernet source address of the frame */
-  srcMac: string;
-  op: 'request' | 'reply';
-  senderMac: string;
-  senderIp: string;
-  targetIp: string;
-  /** a gratuitous ARP: a host announcing its own address (sender IP = target IP, RFC 5227 §3) */
-  gratuitous: boolean;
-}
+export type { ArpPacket };
 
 /** Everything `rstlab diagnose` reads from a capture: TCP segments with their source MAC, ARP, and whether it was cut short. */
 export interface CaptureContents {
   packets: TcpPacket[];
   arps: ArpPacket[];
+  /** ICMP errors about TCP segments (decoded as the verifier's decoder does) */
+  icmp: IcmpError[];
   truncated: boolean;
 }
 
@@ -32,9 +23,13 @@ export function readCapture(buf: Buffer): CaptureContents {
   const cut: Cut = { truncated: false };
   const packets: TcpPacket[] = [];
   const arps: ArpPacket[] = [];
+  const icmp: IcmpError[] = [];
   for (const frame of readFrames(buf, cut)) {
     const p = decodeFrame(frame);
-    if (p && !('flags' in p)) continue; // an ICMP error: not read by diagnose (yet)
+    if (p && !('flags' in p)) {
+      icmp.push(p);
+      continue;
+    }
     if (p) {
       if (frame.linkType === LINKTYPE_ETHERNET && frame.data.length >= 12) p.srcMac = mac(frame.data, 6);
       packets.push(p);
@@ -43,7 +38,7 @@ export function readCapture(buf: Buffer): CaptureContents {
     const arp = decodeArp(frame);
     if (arp) arps.push(arp);
   }
-  return { packets, arps, truncated: cut.truncated };
+  return { packets, arps, icmp, truncated: cut.truncated };
 }
 
 const ETHERTYPE_ARP = 0x0806;

@@ -4,7 +4,7 @@
 // (handshake, data, FINs, idle time, keepalive probes, a challenge ACK, a gratuitous ARP).
 // No lab address is assumed: roles come from who sent the SYN.
 import type { ArpPacket } from '../capture/contents.js';
-import { FlowView, hopsOf, isRst, isSyn, isSynAck, seqAdd, ttlJudgement } from '../verify/signatures.js';
+import { FlowView, hopsOf, isRst, isSyn, isSynAck, seqAdd, sourceMacChange, ttlJudgement } from '../verify/signatures.js';
 import { TCP, type TcpPacket } from '../vocabulary.js';
 
 export type SentBy = 'endpoint' | 'in-between' | 'unknown';
@@ -83,8 +83,7 @@ function factsOf(packets: TcpPacket[], arps: ArpPacket[], index: number, where: 
   const receiverHops = receiverPackets.length > 0 ? hopsOf((receiverPackets[receiverPackets.length - 1] as TcpPacket).ttl) : undefined;
 
   // MAC: a RST from another MAC than every earlier packet of its IP source came from another box.
-  const earlier = [...new Set(packets.slice(0, index).filter((q) => q.src === rst.src && !isRst(q) && q.srcMac).map((q) => q.srcMac as string))];
-  const changed = rst.srcMac === undefined || earlier.length === 0 ? undefined : !earlier.includes(rst.srcMac);
+  const { earlier, changed } = sourceMacChange(packets.slice(0, index), rst);
   const gratuitousArp = [...arps].reverse().find((a) => a.gratuitous && a.senderIp === rst.src && a.time <= rst.time);
 
   const { sentBy, why } = whoSent(rst, judgement, senderTtls, changed, gratuitousArp, receiverHops);

@@ -88,6 +88,11 @@ export function candidatesFor(f: RstFacts, signatures: Signature[]): { candidate
       score += 0.3; // the hop counts lean this way, without proving it
     }
     score += contextScore(sig.cause, f, because);
+    // Another box than the one that spoke for the address before: only a duplicate address explains that.
+    if (f.mac.changed === true && f.gratuitousArp && sig.cause !== 'duplicate-address') {
+      score -= 1.5;
+      because.push('but it came from another MAC than its source used before, after a gratuitous ARP');
+    }
     const prev = scored.get(sig.cause);
     if (!prev || prev.score < score) scored.set(sig.cause, { score, because });
   }
@@ -127,7 +132,6 @@ function contextScore(cause: string, f: RstFacts, because: string[]): number {
     case 'accept-queue-overflow':
       return s.acceptorData === 0 && !s.finFromSender ? say(1, 'the acceptor had sent nothing since its SYN-ACK: the connection never left the accept queue') : say(-2, 'the acceptor had already sent data');
     case 'half-open-restart':
-      if (f.mac.changed) return say(-1, 'but it came from another MAC than the sender used before');
       return s.acceptorData > 0 ? say(1, 'the connection had carried data both ways before: the sender lost it since') : say(0, 'nothing came from the acceptor since its SYN-ACK');
     case 'idle-timeout':
       return idle !== undefined && idle >= IDLE_SECONDS ? say(1.5, `the flow was idle ${idle.toFixed(1)} s before the segment it answers`) : say(-0.5, `the flow was not idle before it (${idle?.toFixed(2) ?? '?'} s)`);

@@ -2,11 +2,11 @@
 // Nothing outside src/lab/ knows which backend it talks to. The lab's addresses and
 // host names are the vocabulary's (src/vocabulary.ts).
 import type { Readable, Writable } from 'node:stream';
-import { TOPOLOGY, type HostName } from '../vocabulary.js';
+import { TOPOLOGY, type HostName, type LabHost } from '../vocabulary.js';
 import type { Tool } from './tools.js';
 import type { Owner, PortRange } from './owner.js';
 
-export type { HostName };
+export type { HostName, LabHost };
 
 /** The backends, by the name --backend takes. */
 export const BACKENDS = ['netns', 'docker'] as const;
@@ -50,6 +50,58 @@ export function hostBatches(): Record<HostName, string> {
   };
 }
 
+/** What a lab holds beyond its three hosts, when a scenario asks for it. */
+export interface LabOptions {
+  /**
+   * A third host, `impostor`, on the server's network: net B becomes a switch (a Linux
+   * bridge) joining the firewall's eth1, the server's eth0 and the impostor's eth0. The
+   * capture points stay where they are. The impostor starts without an address.
+   */
+  impostor?: boolean;
+}
+
+/** The impostor's MAC addresses: it starts with the first; `announce` moves it to the second
+ * (each change of a hardware address with arp_notify=1 sends a gratuitous ARP). Locally
+ * administered (the 0x02 bit), so they never clash with a real vendor's. */
+export const IMPOSTOR_MACS = ['02:00:00:00:0b:01', '02:00:00:00:0b:02'] as const;
+
+/** The impostor's sysctls: arp_notify=1 announces its address whenever its MAC changes
+ * (Documentation/networking/ip-sysctl.rst, arp_notify); it never routes. */
+export const IMPOSTOR_SYSCTLS: Record<string, string> = {
+  'net.ipv4.ip_forward': '0',
+  'net.ipv4.conf.eth0.arp_notify': '1',
+};
+
+/** The impostor's iproute2 batch: its link up with the first MAC, no address yet. */
+export function impostorBatch(): string {
+  return ['link set lo up', `link set eth0 address ${IMPOSTOR_MACS[0]}`, 'link set eth0 up'].join('\n');
+}
+
+/** The switch of net B: a bridge (STP off: ports forward at once) over the given ports. */
+export function switchBatch(ports: readonly string[]): string {
+  return ['link add br0 type bridge', ...ports.map((p) => `link set ${p} master br0`), ...ports.map((p) => `link set ${p} up`), 'link set br0 up'].join('\n');
+}
+
+/**
+ * The impostor takes `address` on net B and announces it: the address first (a route back
+ * through the firewall, so that its RSTs reach the client), then a change of MAC, which with
+ * arp_notify=1 sends a gratuitous ARP; a second change 1.2 s later sends another, because a
+ * neighbour entry updated less than locktime (1 s) ago ignores a new one (../shared/RST-CAUSES.md §10).
+ */
+export async function announce(lab: Lab, address: string, signal?: AbortSignal): Promise<void> {
+  const ip = async (batch: string) => {
+    const r = await lab.exec('impostor', ['ip', '-batch', '-'], batch);
+    if (r.code !== 0) throw new Error(`the impostor could not take ${address}: ${r.stderr.trim()}`);
+  };
+  const { prefix, gateway } = TOPOLOGY.server;
+  await ip([`addr add ${address}/${prefix} dev eth0`, `route add default via ${gateway}`, `link set eth0 address ${IMPOSTOR_MACS[1]}`].join('\n'));
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 1_200);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+  await ip(`link set eth0 address ${IMPOSTOR_MACS[0]}`);
+}
+
 /** Prefix of every namespace, interface, container, network and label value a lab makes. */
 export const LAB_PREFIX = 'rstlab-';
 
@@ -78,9 +130,9 @@ export interface Lab extends AsyncDisposable {
    * ports is in it. */
   readonly ports: PortRange;
   /** Start a long-running process in a host (an agent, tcpdump). argv[0] is looked up in the host's PATH. */
-  spawn(host: HostName, argv: string[]): LabProcess;
+  spawn(host: LabHost, argv: string[]): LabProcess;
   /** Run a short command in a host and collect its output. */
-  exec(host: HostName, argv: string[], stdin?: string): Promise<ExecResult>;
+  exec(host: LabHost, argv: string[], stdin?: string): Promise<ExecResult>;
   /** The command line that starts an agent in a host (node + the compiled agent). */
   agentArgv(host: HostName): string[];
   /** The command line that runs argv in a host with this terminal attached (rstlab lab
@@ -93,6 +145,8 @@ export interface UpOptions {
   /** a kept lab outlives the process that made it (rstlab lab up; owner.ts): cleanup leaves
    * it alone, and only `rstlab lab down` removes it */
   kept?: boolean;
+  /** hold an impostor on the server's network (LabOptions) */
+  impostor?: boolean;
 }
 
 export interface Backend {

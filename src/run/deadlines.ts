@@ -42,6 +42,8 @@ export function stepWaitsFor(step: Step): string {
       return `${step.host} to close listener ${step.listener}`;
     case 'snapshot':
       return `the agent in ${step.host} to take snapshot ${step.name}`;
+    case 'announce':
+      return `the impostor to take ${step.address} and announce it`;
     default:
       return `the agent in ${step.host} to ${step.do} on ${step.conn}`;
   }

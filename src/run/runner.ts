@@ -6,7 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Request } from '../agent/protocol.js';
 import { AbortedError, abortable, InputError, LabError, withDeadline } from '../errors.js';
 import { applyRuleset, loadRuleset } from '../firewall/ruleset.js';
-import { newLabId, type Backend, type Lab } from '../lab/backend.js';
+import { announce, newLabId, type Backend, type Lab } from '../lab/backend.js';
 import type { Plan } from '../scenario/plan.js';
 import { keepLabState } from './kept-lab.js';
 import { iptablesError, refusedRule, restoreText, ruleArgv } from '../scenario/iptables-rule.js';
@@ -83,7 +83,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
   const connections = new Connections(() => t0);
   const stepFailures: { line: number; message: string }[] = [];
   const session = new LabSession({
-    backend: opts.backend, labId, dir, capture: plan.capture, traceResets: opts.traceResets, signal: opts.signal, ...(opts.lab ? { lab: opts.lab } : {}),
+    backend: opts.backend, labId, dir, capture: plan.capture, traceResets: opts.traceResets, signal: opts.signal, impostor: plan.impostor, ...(opts.lab ? { lab: opts.lab } : {}),
     onEvent: (host, e) => connections.onEvent(host, e),
   });
   const { agents } = session;
@@ -235,6 +235,9 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
       (ctx.snapshots[step.host] ??= {})[step.name] = reply.sockets ?? [];
       return;
     }
+    case 'announce':
+      await announce(lab, step.address);
+      return;
     default: {
       const never: never = step;
       throw new Error(`unknown step ${JSON.stringify(never)}`);

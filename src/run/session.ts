@@ -3,12 +3,14 @@
 // the capture points and the kernel's reset trace; every wait abortable by one signal (Ctrl-C,
 // or the lab breaking under the run: an agent that ends or breaks its protocol); and a
 // teardown that always runs, each part of it bounded, so that the lab always comes down.
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AgentClient, REQUEST_MS } from '../agent/client.js';
 import type { AgentEvent } from '../agent/protocol.js';
 import { startCapture, type Capture } from '../capture/capture.js';
 import { decodeCaptureFileWithIcmp } from '../capture/pcap.js';
+import { readCapture } from '../capture/contents.js';
 import { startKernelResetTrace, type KernelResetTrace } from '../capture/kernel-resets.js';
 import { abortable, InputError, LabError, withDeadline } from '../errors.js';
 import type { Backend, Lab } from '../lab/backend.js';
@@ -35,6 +37,8 @@ export interface SessionOptions {
   onEvent(host: HostName, e: AgentEvent): void;
   /** a kept lab to run in (rstlab run --lab): neither built nor taken down */
   lab?: Lab;
+  /** the lab holds an impostor on the server's network; ARP is captured and decoded */
+  impostor?: boolean;
 }
 
 export class LabSession {
@@ -75,11 +79,11 @@ export class LabSession {
    * hosts: they start while the agents do (a Node start each, most of lab up); nothing is
    * sent before the first step. */
   async up(): Promise<Lab> {
-    this.labUp = this.opts.lab ? Promise.resolve(this.opts.lab) : this.opts.backend.up(this.opts.labId);
+    this.labUp = this.opts.lab ? Promise.resolve(this.opts.lab) : this.opts.backend.up(this.opts.labId, { impostor: this.opts.impostor ?? false });
     const lab = (this.labValue = await this.guard(this.labUp));
     const agentOpts = { onEvent: this.opts.onEvent, onFailure: (e: Error) => this.stop.abort(e) };
     for (const h of HOSTS) this.agents[h] = AgentClient.start(lab, h, agentOpts);
-    this.capturing = Promise.all(this.opts.capture.map((p) => startCapture(lab, p, join(this.opts.dir, `${p}.pcap`))));
+    this.capturing = Promise.all(this.opts.capture.map((p) => startCapture(lab, p, join(this.opts.dir, `${p}.pcap`), undefined, { arp: this.opts.impostor ?? false })));
     this.capturing.catch(() => undefined); // awaited in recording(); not unhandled meanwhile
     if (this.opts.traceResets) {
       this.traceStart = startKernelResetTrace(this.opts.labId, lab.ports);
@@ -126,12 +130,17 @@ export class LabSession {
     return { ...(kernelResets ? { kernelResets } : {}), alongside: result };
   }
 
-  /** The TCP segments and ICMP errors each capture point recorded. */
-  async decode(): Promise<Pick<Observations, 'packets'> & { icmp: NonNullable<Observations['icmp']> }> {
+  /** The TCP segments and ICMP errors each capture point recorded (with an impostor: ARP and source MACs too). */
+  async decode(): Promise<Pick<Observations, 'packets' | 'arps'> & { icmp: NonNullable<Observations['icmp']> }> {
     const packets: Observations['packets'] = {};
     const icmp: NonNullable<Observations['icmp']> = {};
-    for (const p of this.opts.capture) ({ tcp: packets[p], icmp: icmp[p] } = await decodeCaptureFileWithIcmp(join(this.opts.dir, `${p}.pcap`)));
-    return { packets, icmp };
+    const arps: NonNullable<Observations['arps']> = {};
+    for (const p of this.opts.capture) {
+      const file = join(this.opts.dir, `${p}.pcap`);
+      if (this.opts.impostor) ({ packets: packets[p], icmp: icmp[p], arps: arps[p] } = readCapture(await readFile(file)));
+      else ({ tcp: packets[p], icmp: icmp[p] } = await decodeCaptureFileWithIcmp(file));
+    }
+    return { packets, icmp, ...(this.opts.impostor ? { arps } : {}) };
   }
 
   /** What an error of the run becomes: AbortedError, the lab broken or gone (exit 3), or itself. */

@@ -137,6 +137,7 @@ export function checkScenario(sc: ScenarioFile, variants: string[], locate: (p: 
         case 'sleep':
         case 'sysctl':
         case 'iptables':
+        case 'announce':
           return;
         default: {
           const unhandled: never = step;

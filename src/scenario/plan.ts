@@ -25,6 +25,8 @@ export interface Plan {
   expect: { expectation: Expectation; line: number }[];
   /** the scenario's teaching notes (rstlab explain; the HTML report shows them) */
   teach?: Teach;
+  /** the lab holds an impostor on the server's network (a step announces an address) */
+  impostor: boolean;
 }
 
 /** What one run does: the steps of `variant`, with the expectations of `expectOf` (default: the same variant). */
@@ -61,6 +63,8 @@ export function planFor(s: LoadedScenario, variant: string, expectOf?: string): 
     steps: sc.steps.flatMap((step, i) => (runsIn(step, variant) ? [{ step, line: s.lines.steps[i] ?? 0 }] : [])),
     expect: expectations.map((expectation, i) => ({ expectation, line: expectLines[i] ?? 0 })),
     ...(sc.teach ? { teach: sc.teach } : {}),
+    // Every variant of the scenario gets the same lab: a control differs in one thing only.
+    impostor: sc.steps.some((step) => step.do === 'announce'),
   };
 }
 

@@ -2,7 +2,7 @@
 // that editors use (schema/scenario.schema.json, written by write-json-schema.ts) both
 // come from it, so they cannot drift apart.
 import { z } from 'zod';
-import { CAPTURE_POINTS, END_HOSTS, HOSTS, SEQ_RELATION, SEQ_RELATION_WORDS } from '../vocabulary.js';
+import { CAPTURE_POINTS, END_HOSTS, EXTRA_HOSTS, HOSTS, SEQ_RELATION, SEQ_RELATION_WORDS } from '../vocabulary.js';
 import { RULE_HEAD_TEXT, RULE_MAX_CHARS, ruleProblem } from './iptables-rule.js';
 import { SLOT_SIZE } from '../lab/owner.js';
 import { CAUSE_IDS } from './causes.js';
@@ -111,6 +111,9 @@ export const Step = z.discriminatedUnion('do', [
     bytes: z.number().int().min(0).max(1400).default(1),
   }, 'send a segment through a raw socket, as if from this end of the connection'),
   step('snapshot', { host: endHost, name: id }, 'record the TCP sockets of a host (like ss -tan), for socket expectations'),
+  step('announce', {
+    address: z.string().regex(/^10\.0\.2\.([2-9]|[1-9]\d|1\d\d|2[0-4]\d|25[0-4])$/, 'an address of the server\'s network, 10.0.2.2 to 10.0.2.254'),
+  }, 'a third host (impostor) on the server\'s network takes this address and announces it by gratuitous ARP (twice, 1.2 s apart: past the neighbour locktime); the lab then holds the impostor and net B is a switch'),
 ]);
 export type Step = z.infer<typeof Step>;
 export type StepKind = Step['do'];
@@ -123,7 +126,7 @@ export const seqRelation = z.union([
 ]);
 
 export const RstExpectation = z.strictObject({
-  from: host.describe('the host that really sent it (judged from the capture points it crossed)'),
+  from: z.enum([...HOSTS, ...EXTRA_HOSTS]).describe('the host that really sent it (judged from the capture points it crossed; impostor: a third host on the server\'s network)'),
   to: endHost,
   posingAs: endHost.optional().describe('the IP source address it carries, where that is not its sender'),
   conn: id.optional().describe('the connection it belongs to'),
@@ -131,6 +134,7 @@ export const RstExpectation = z.strictObject({
   seq: seqRelation.optional(),
   ack: seqRelation.optional(),
   answers: z.enum(['SYN', 'ACK', 'data', 'FIN']).optional().describe('the kind of segment it answered'),
+  newMac: z.boolean().optional().describe('true: its source MAC, where first seen, differs from every earlier packet of its IP source there (another box took the address)'),
   seenAt: z.array(capturePoint).optional(),
   notSeenAt: z.array(capturePoint).optional(),
   // partialRecord: z.record with enum keys would demand a TTL for every capture point.

@@ -3,7 +3,7 @@
 // counter, sockets and noRst rules. verify.ts runs them over a scenario's expectations.
 import type { Expectation, RstExpectation } from '../scenario/schema.js';
 import { formatPacket } from './format.js';
-import { FlowView, checkShape } from './signatures.js';
+import { FlowView, checkShape, sourceMacChange } from './signatures.js';
 import {
   connContext, connPorts, contextOf, describeRst, isRst, isSyn, isSynAck, onPorts, packetsAt, sameFlow,
   type PacketRef, type RstSighting,
@@ -54,8 +54,10 @@ function checkRst(e: RstExpectation, s: RstSighting, obs: Observations, captured
   add('from', e.from, `${s.from ?? 'unknown'} (first seen at ${s.point}${s.fromBy === 'ttl' ? `, judged from TTL ${s.packet.ttl}` : ''})`, s.from === e.from, 2);
 
   // The IP source: a firewall REJECT (and a forged segment) poses as an end of the flow.
-  const sources = e.posingAs !== undefined ? [ADDRESS[e.posingAs]] : e.from === 'firewall' ? FIREWALL_ADDRESSES : [ADDRESS[e.from]];
-  const sourceExpected = e.posingAs !== undefined ? `${ADDRESS[e.posingAs]} (${e.posingAs})` : e.from === 'firewall' ? `${FIREWALL_ADDRESSES.join(' or ')} (firewall's own)` : `${ADDRESS[e.from]} (${e.from}'s own)`;
+  // The impostor has no address of its own: only the one it announced (write posingAs).
+  const own = e.from === 'firewall' ? FIREWALL_ADDRESSES : e.from === 'impostor' ? [] : [ADDRESS[e.from]];
+  const sources = e.posingAs !== undefined ? [ADDRESS[e.posingAs]] : own;
+  const sourceExpected = e.posingAs !== undefined ? `${ADDRESS[e.posingAs]} (${e.posingAs})` : e.from === 'firewall' ? `${FIREWALL_ADDRESSES.join(' or ')} (firewall's own)` : e.from === 'impostor' ? 'posingAs: the address the impostor took' : `${own[0]} (${e.from}'s own)`;
   add(e.posingAs !== undefined ? 'posingAs' : 'source', sourceExpected, hostLabel(s.src), sources.includes(s.src));
 
   add('to', e.to, hostLabel(s.dst), s.to === e.to, 2);
@@ -73,6 +75,13 @@ function checkRst(e: RstExpectation, s: RstSighting, obs: Observations, captured
     let seen = c.seen;
     if (c.field === 'answers') seen = s.answered ? `${c.seen} (at ${s.answered.point}: ${formatPacket(s.answered.packet)})` : `nothing (no packet came to the sender before it at ${s.point})`;
     add(c.field, c.expected, seen, c.ok);
+  }
+
+  if (e.newMac !== undefined) {
+    const rstIndex = s.seen[s.point]?.index ?? 0;
+    const m = sourceMacChange(packetsAt(obs, s.point).slice(0, rstIndex), s.packet);
+    const seen = `${s.packet.srcMac ?? 'no MAC'} at ${s.point}; earlier from ${s.src}: ${m.earlier.join(', ') || 'none'}`;
+    add('newMac', e.newMac ? 'a MAC none of its IP source\'s earlier packets had' : 'the MAC its IP source used before', seen, m.changed === e.newMac);
   }
 
   const seenList = s.seenAt.join(', ') || 'nowhere';
@@ -114,6 +123,7 @@ function rstSummary(e: RstExpectation): string {
   if (e.seq !== undefined) parts.push(`seq ${e.seq}`);
   if (e.ack !== undefined) parts.push(`ack ${e.ack}`);
   if (e.answers !== undefined) parts.push(`answering ${e.answers}`);
+  if (e.newMac !== undefined) parts.push(e.newMac ? 'from a MAC new for its source' : 'from its source\'s usual MAC');
   if (e.seenAt !== undefined) parts.push(`seen at ${e.seenAt.join(', ')}`);
   if (e.notSeenAt !== undefined) parts.push(`not at ${e.notSeenAt.join(', ')}`);
   if (e.ttlAt !== undefined) parts.push(`TTL ${Object.entries(e.ttlAt).map(([pt, t]) => `${t} at ${pt}`).join(', ')}`);

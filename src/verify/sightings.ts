@@ -6,7 +6,7 @@ import { mergeAcrossPoints, type Copy, type WireEvent } from './merge.js';
 import { isRst, madeBeforeRouter, segmentKind } from './signatures.js';
 import {
   DEFAULT_TTL, FIRST_POINT_PAST_ROUTER, PATH_TO_A, POINT_HOST, TCP, flagString, hostLabel, hostOf, pathOf,
-  type CapturePoint, type ConnObservation, type Host, type KernelReset, type Observations, type TcpPacket,
+  type CapturePoint, type ConnObservation, type Host, type KernelReset, type LabHost, type Observations, type TcpPacket,
 } from '../vocabulary.js';
 
 // ---------------------------------------------------------------------------------------
@@ -53,7 +53,7 @@ export interface RstSighting {
   /** the time at `point` (seconds since the epoch) */
   time: number;
   /** the host that really sent it; undefined when the path says nothing (not a lab address) */
-  from: Host | undefined;
+  from: LabHost | undefined;
   /**
    * 'path': the owner of the first capture point on its path that saw it.
    * 'ttl': capture points before that one were not captured, so the TTL decided whether
@@ -161,7 +161,7 @@ function sightingOf(g: WireEvent, obs: Observations, captured: Set<CapturePoint>
   // captured, that rule would credit whoever was watching; then the TTL decides, because
   // the firewall's forwarding takes one off (docs/DESIGN.md "Capture and verification").
   const blindBefore = path.slice(0, firstIndex).some((pt) => !captured.has(pt));
-  let from: Host | undefined = POINT_HOST[point];
+  let from: LabHost | undefined = POINT_HOST[point];
   let fromBy: RstSighting['fromBy'] = 'path';
   if (blindBefore) {
     fromBy = 'ttl';
@@ -169,6 +169,11 @@ function sightingOf(g: WireEvent, obs: Observations, captured: Set<CapturePoint>
     if (firstIndex < FIRST_POINT_PAST_ROUTER) from = start;
     else from = madeBeforeRouter(p.ttl, DEFAULT_TTL) ? 'firewall' : start;
   }
+
+  // Heading to net A and first seen as it entered the firewall from net B, while the
+  // server's own point watched and never saw it: another host on net B sent it (an
+  // impostor holding the server's address; only a lab with a switch on net B has one).
+  if (!blindBefore && path === PATH_TO_A && point === 'firewall-b' && captured.has('server')) from = 'impostor';
 
   const seen: Partial<Record<CapturePoint, RstSeen>> = {};
   for (const pt of seenAt) {

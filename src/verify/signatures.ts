@@ -145,6 +145,19 @@ export function checkShape(shape: RstShape, rst: TcpPacket, answered: TcpPacket 
 }
 
 // ---------------------------------------------------------------------------------------
+// MAC: which box put a packet on this link
+
+/**
+ * A RST's source MAC against the MACs of every earlier packet from its IP source at the same
+ * point (`earlier`: the packets before it). Another MAC means another box sent it: a host
+ * that took the address (a duplicate address). Undefined where there is nothing to compare.
+ */
+export function sourceMacChange(earlier: readonly TcpPacket[], rst: TcpPacket): { earlier: string[]; changed: boolean | undefined } {
+  const macs = [...new Set(earlier.filter((q) => q.src === rst.src && !isRst(q) && q.srcMac).map((q) => q.srcMac as string))];
+  return { earlier: macs, changed: rst.srcMac === undefined || macs.length === 0 ? undefined : !macs.includes(rst.srcMac) };
+}
+
+// ---------------------------------------------------------------------------------------
 // TTL: who made a packet
 
 /** The initial TTLs stacks use (Linux/BSD 64, Windows 128, network gear 255; some 32). */

@@ -4,28 +4,45 @@ import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { InputError, LabError } from '../../errors.js';
 import {
-  LAB_PREFIX, hostBatches, portRangeSysctls,
-  type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabProcess,
+  IMPOSTOR_SYSCTLS, LAB_PREFIX, hostBatches, impostorBatch, portRangeSysctls, switchBatch,
+  type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabHost, type LabOptions, type LabProcess,
 } from '../backend.js';
-import { HOSTS } from '../../vocabulary.js';
+import { EXTRA_HOSTS, HOSTS } from '../../vocabulary.js';
 import { LAB_ENV, collect, hasCapabilities, run, start } from '../process.js';
 import { BASE_TOOLS, requireTools } from '../tools.js';
 import { claimLab, currentOwner, forgetLab, readLabRecord, type LabRecord, type PortRange } from '../owner.js';
 
 const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
 
-export const namespaceOf = (id: string, host: HostName): string => `${LAB_PREFIX}${id}-${host}`;
-const NAMESPACE = new RegExp(`^${LAB_PREFIX}(.+)-(${HOSTS.join('|')})$`);
+/** The namespace of net B's switch, where a lab has an impostor. */
+const SWITCH = 'switch' as const;
+export const namespaceOf = (id: string, host: LabHost | typeof SWITCH): string => `${LAB_PREFIX}${id}-${host}`;
+const NAMESPACE = new RegExp(`^${LAB_PREFIX}(.+)-(${[...HOSTS, ...EXTRA_HOSTS, SWITCH].join('|')})$`);
+
+/** The namespaces of a lab. */
+function namespacesOf(id: string, options: LabOptions): string[] {
+  const extra: (LabHost | typeof SWITCH)[] = options.impostor ? [...EXTRA_HOSTS, SWITCH] : [];
+  return [...HOSTS, ...extra].map((h) => namespaceOf(id, h));
+}
 
 /** The iproute2 batch that makes the namespaces and the veth pairs between them. */
-export function namespacesBatch(id: string): string {
-  const ns = (h: HostName) => namespaceOf(id, h);
+export function namespacesBatch(id: string, options: LabOptions = {}): string {
+  const ns = (h: LabHost | typeof SWITCH) => namespaceOf(id, h);
+  // With an impostor, net B is a switch: each of its hosts is wired to a port of a bridge
+  // in a namespace of its own, under the same interface names as without one.
+  const netB = options.impostor
+    ? [
+        `link add eth1 netns ${ns('firewall')} type veth peer name fw netns ${ns(SWITCH)}`,
+        `link add eth0 netns ${ns('server')} type veth peer name server netns ${ns(SWITCH)}`,
+        `link add eth0 netns ${ns('impostor')} type veth peer name impostor netns ${ns(SWITCH)}`,
+      ]
+    : [`link add eth0 netns ${ns('server')} type veth peer name eth1 netns ${ns('firewall')}`];
   return [
-    ...HOSTS.map((h) => `netns add ${ns(h)}`),
+    ...namespacesOf(id, options).map((n) => `netns add ${n}`),
     // Both ends are made directly inside their namespaces: no name ever exists in the
     // host's own namespace, so parallel labs cannot collide and nothing leaks there.
     `link add eth0 netns ${ns('client')} type veth peer name eth0 netns ${ns('firewall')}`,
-    `link add eth0 netns ${ns('server')} type veth peer name eth1 netns ${ns('firewall')}`,
+    ...netB,
   ].join('\n');
 }
 
@@ -37,7 +54,10 @@ class NetnsLab implements Lab {
   /** Marks every process of the lab, so that it can be told apart from other labs' (a test's leftover check reads it from /proc/PID/environ). */
   private readonly env: NodeJS.ProcessEnv;
 
-  constructor(private readonly record: LabRecord) {
+  constructor(
+    private readonly record: LabRecord,
+    private readonly options: LabOptions = {},
+  ) {
     this.ports = record.ports;
     this.env = { ...LAB_ENV, RSTLAB_LAB: record.id, RSTLAB_OWNER: String(record.owner.pid) };
   }
@@ -46,7 +66,7 @@ class NetnsLab implements Lab {
     return this.record.id;
   }
 
-  spawn(host: HostName, argv: string[]): LabProcess {
+  spawn(host: LabHost, argv: string[]): LabProcess {
     // nsenter joins only the network namespace: lighter than `ip netns exec`, which
     // also makes a mount namespace to remount /sys.
     const proc = start('nsenter', [`--net=/run/netns/${namespaceOf(this.id, host)}`, '--', ...argv], this.env);
@@ -55,7 +75,7 @@ class NetnsLab implements Lab {
     return proc;
   }
 
-  async exec(host: HostName, argv: string[], stdin?: string): Promise<ExecResult> {
+  async exec(host: LabHost, argv: string[], stdin?: string): Promise<ExecResult> {
     const p = this.spawn(host, argv);
     return collect(p, stdin);
   }
@@ -72,7 +92,7 @@ class NetnsLab implements Lab {
     this.downed ??= (async () => {
       for (const p of this.children) p.kill('SIGKILL');
       await Promise.all([...this.children].map((p) => p.exited));
-      await removeNamespaces(HOSTS.map((h) => namespaceOf(this.id, h)));
+      await removeNamespaces(namespacesOf(this.id, this.options));
       await forgetLab(this.record);
     })();
     return this.downed;
@@ -128,10 +148,10 @@ export const netnsBackend: Backend = {
 
   async up(id, opts = {}) {
     // The record first: whatever of the lab exists, cleanup can tell whose it is.
-    const lab = new NetnsLab(await claimLab(id, 'netns', { ...currentOwner(), kept: opts.kept ?? false }));
+    const lab = new NetnsLab(await claimLab(id, 'netns', { ...currentOwner(), kept: opts.kept ?? false }), opts);
     const sysctls = portRangeSysctls(lab.ports);
     try {
-      const root = await run('ip', ['-batch', '-'], namespacesBatch(id));
+      const root = await run('ip', ['-batch', '-'], namespacesBatch(id, opts));
       if (root.code !== 0) throw new LabError(`ip could not make the lab's namespaces: ${root.stderr.trim()}`);
       const results = await Promise.all([
         ...Object.entries(hostBatches()).map(([h, batch]) => run('ip', ['-n', namespaceOf(id, h as HostName), '-batch', '-'], batch)),
@@ -139,6 +159,13 @@ export const netnsBackend: Backend = {
           run('nsenter', [`--net=/run/netns/${namespaceOf(id, h)}`, '--', 'sysctl', '-qw', ...Object.entries(sysctls[h]).map(([k, v]) => `${k}=${v}`)]),
         ),
       ]);
+      if (opts.impostor) {
+        results.push(
+          await run('ip', ['-n', namespaceOf(id, SWITCH), '-batch', '-'], switchBatch(['fw', 'server', 'impostor'])),
+          await run('ip', ['-n', namespaceOf(id, 'impostor'), '-batch', '-'], impostorBatch()),
+          await run('nsenter', [`--net=/run/netns/${namespaceOf(id, 'impostor')}`, '--', 'sysctl', '-qw', ...Object.entries(IMPOSTOR_SYSCTLS).map(([k, v]) => `${k}=${v}`)]),
+        );
+      }
       const failed = results.find((r) => r.code !== 0);
       if (failed) throw new LabError(`could not configure the lab: ${failed.stderr.trim()}`);
       return lab;
@@ -154,7 +181,8 @@ export const netnsBackend: Backend = {
     const existing = new Set(await listNamespaces());
     const missing = HOSTS.filter((h) => !existing.has(namespaceOf(id, h)));
     if (missing.length > 0) throw new LabError(`kept lab ${id} has lost its ${missing.join(', ')} namespace(s)`, `remove it: rstlab lab down ${id}`);
-    return new NetnsLab(record);
+    // a kept lab made for a scenario with an impostor has its namespaces too
+    return new NetnsLab(record, { impostor: existing.has(namespaceOf(id, 'impostor')) });
   },
 
   async labs() {

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { InputError, LabError } from '../../errors.js';
 import {
-  HOST_SYSCTLS, LAB_PREFIX, hostBatches, portRangeSysctls,
-  type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabProcess, type UpOptions,
+  HOST_SYSCTLS, IMPOSTOR_SYSCTLS, LAB_PREFIX, hostBatches, impostorBatch, portRangeSysctls, switchBatch,
+  type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabHost, type LabProcess, type UpOptions,
 } from '../backend.js';
 import { HOSTS } from '../../vocabulary.js';
 import { claimLab, currentOwner, forgetLab, ownerFromLabels, ownerLabels, readLabRecord, type LabRecord } from '../owner.js';
@@ -34,7 +34,10 @@ export const SYSCTLS = HOST_SYSCTLS;
 export const DIST_MOUNT = '/rstlab/dist/src';
 export const AGENT_IN_HOST = `${DIST_MOUNT}/agent/main.js`;
 
-export const containerName = (id: string, host: HostName): string => `${LAB_PREFIX}${id}-${host}`;
+export const containerName = (id: string, host: LabHost | typeof SWITCH): string => `${LAB_PREFIX}${id}-${host}`;
+/** The container that holds net B's bridge, where a lab has an impostor (as on the netns backend). */
+const SWITCH = 'switch' as const;
+type Node = LabHost | typeof SWITCH;
 
 export interface DockerBackendOptions {
   /** Where progress of an image build goes, one line at a time (default: stderr). */
@@ -48,12 +51,17 @@ export interface DockerBackendOptions {
   docker?: Docker;
 }
 
-/** The host-side batch: both ends of each veth pair are made directly in the containers' namespaces. */
-export function vethBatch(pid: Record<HostName, number>): string {
-  return [
-    `link add eth0 netns ${pid.client} type veth peer name eth0 netns ${pid.firewall}`,
-    `link add eth0 netns ${pid.server} type veth peer name eth1 netns ${pid.firewall}`,
-  ].join('\n');
+/** The host-side batch: both ends of each veth pair are made directly in the containers' namespaces.
+ * With an impostor (and so a switch), net B is a bridge's ports, under the same interface names. */
+export function vethBatch(pid: Record<HostName, number> & Partial<Record<Node, number>>): string {
+  const netB = pid.impostor !== undefined && pid.switch !== undefined
+    ? [
+        `link add eth1 netns ${pid.firewall} type veth peer name fw netns ${pid.switch}`,
+        `link add eth0 netns ${pid.server} type veth peer name server netns ${pid.switch}`,
+        `link add eth0 netns ${pid.impostor} type veth peer name impostor netns ${pid.switch}`,
+      ]
+    : [`link add eth0 netns ${pid.server} type veth peer name eth1 netns ${pid.firewall}`];
+  return [`link add eth0 netns ${pid.client} type veth peer name eth0 netns ${pid.firewall}`, ...netB].join('\n');
 }
 
 /**
@@ -81,7 +89,7 @@ class DockerLab implements Lab {
   constructor(
     private readonly record: LabRecord,
     private readonly docker: Docker,
-    private readonly hosts: Record<HostName, { pid: number; bounding: string }>,
+    private readonly hosts: Partial<Record<LabHost, { pid: number; bounding: string }>>,
   ) {
     this.env = { ...LAB_ENV, RSTLAB_LAB: record.id, RSTLAB_OWNER: String(record.owner.pid) };
   }
@@ -102,9 +110,11 @@ class DockerLab implements Lab {
    * container's own (NET_ADMIN, NET_RAW and Docker's defaults). In the container's pid
    * namespace the process dies with the container (its init), as an exec's would.
    */
-  spawn(host: HostName, argv: string[]): LabProcess {
+  spawn(host: LabHost, argv: string[]): LabProcess {
     if (this.downed) throw new LabError(`lab ${this.id} is down`);
-    const { pid, bounding } = this.hosts[host];
+    const h = this.hosts[host];
+    if (!h) throw new LabError(`lab ${this.id} has no host ${host}`);
+    const { pid, bounding } = h;
     const inner = start('nsenter', [
       '-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-r', '-w', '--',
       'setpriv', `--bounding-set=${bounding}`, '--', ...argv,
@@ -119,7 +129,7 @@ class DockerLab implements Lab {
     return proc;
   }
 
-  exec(host: HostName, argv: string[], stdin?: string): Promise<ExecResult> {
+  exec(host: LabHost, argv: string[], stdin?: string): Promise<ExecResult> {
     return collect(this.spawn(host, argv), stdin);
   }
 
@@ -154,8 +164,9 @@ class DockerLab implements Lab {
 }
 
 /** Each host's init pid and capability bounding set, as spawn() enters them. */
-function hostsOf(pid: Record<HostName, number>): Record<HostName, { pid: number; bounding: string }> {
-  return Object.fromEntries(HOSTS.map((h) => [h, { pid: pid[h], bounding: boundingSetOf(pid[h]) }])) as Record<HostName, { pid: number; bounding: string }>;
+function hostsOf(pid: Partial<Record<LabHost | 'switch', number>>): Partial<Record<LabHost, { pid: number; bounding: string }>> {
+  // every container but the switch, which runs nothing after it is wired
+  return Object.fromEntries(Object.entries(pid).filter(([h]) => h !== 'switch').map(([h, p]) => [h, { pid: p, bounding: boundingSetOf(p) }]));
 }
 
 /** Signal the child a process forked (nsenter's), or, before it has forked, the process itself. */
@@ -237,12 +248,13 @@ export class DockerBackend implements Backend {
   async up(id: string, opts: UpOptions = {}): Promise<Lab> {
     const image = await this.ensureImage();
     const distSrc = join(this.root, 'dist', 'src');
-    const made: Partial<Record<HostName, Docker.Container>> = {};
+    const made: Partial<Record<Node, Docker.Container>> = {};
     // The record first: whatever of the lab exists, cleanup can tell whose it is.
     const record = await claimLab(id, 'docker', { ...currentOwner(), kept: opts.kept ?? false });
-    const sysctls = portRangeSysctls(record.ports);
+    const sysctls: Record<Node, Record<string, string>> = { ...portRangeSysctls(record.ports), impostor: { 'net.ipv4.ip_forward': '0' }, switch: {} };
+    const nodes: Node[] = [...HOSTS, ...(opts.impostor ? (['impostor', SWITCH] as const) : [])];
     try {
-      await Promise.all(HOSTS.map(async (host) => {
+      await Promise.all(nodes.map(async (host) => {
         made[host] = await this.docker.createContainer({
           name: containerName(id, host),
           Hostname: host,
@@ -258,11 +270,11 @@ export class DockerBackend implements Backend {
           },
         });
       }));
-      const containers = made as Record<HostName, Docker.Container>;
-      await Promise.all(HOSTS.map((h) => containers[h].start()));
-      const states = await Promise.all(HOSTS.map(async (h) => (await containers[h].inspect()).State));
-      const pid = {} as Record<HostName, number>;
-      HOSTS.forEach((h, i) => {
+      const containers = made as Record<Node, Docker.Container>;
+      await Promise.all(nodes.map((h) => containers[h].start()));
+      const states = await Promise.all(nodes.map(async (h) => (await containers[h].inspect()).State));
+      const pid = {} as Record<HostName, number> & Partial<Record<Node, number>>;
+      nodes.forEach((h, i) => {
         const state = states[i];
         if (!state?.Running || !(state.Pid > 0)) {
           throw new LabError(`container ${containerName(id, h)} is not running (${state?.Status ?? 'unknown'}, exit ${state?.ExitCode ?? '?'}${state?.Error ? `: ${state.Error}` : ''})`);
@@ -281,12 +293,15 @@ export class DockerBackend implements Backend {
   async attach(id: string): Promise<Lab> {
     const record = await readLabRecord(id);
     if (!record?.owner.kept || record.backend !== 'docker') throw new InputError(`no kept docker lab ${id} (rstlab lab ls shows them)`);
-    const pid = {} as Record<HostName, number>;
+    const pid = {} as Record<HostName, number> & Partial<Record<LabHost, number>>;
     for (const h of HOSTS) {
       const state = await this.docker.getContainer(containerName(id, h)).inspect().then((c) => c.State, () => undefined);
       if (!state?.Running || !(state.Pid > 0)) throw new LabError(`kept lab ${id}: container ${containerName(id, h)} is not running`, `remove it: rstlab lab down ${id}`);
       pid[h] = state.Pid;
     }
+    // a kept lab made for a scenario with an impostor has it too
+    const impostor = await this.docker.getContainer(containerName(id, 'impostor')).inspect().then((c) => c.State, () => undefined);
+    if (impostor?.Running && impostor.Pid > 0) pid.impostor = impostor.Pid;
     return new DockerLab(record, this.docker, hostsOf(pid));
   }
 
@@ -311,11 +326,16 @@ export class DockerBackend implements Backend {
   }
 
   /** Veth pairs into the containers (one host process), then each host's /proc/sys/net and interfaces (one per host). */
-  private async wire(pid: Record<HostName, number>): Promise<void> {
+  private async wire(pid: Record<HostName, number> & Partial<Record<Node, number>>): Promise<void> {
     const veth = await run('ip', ['-batch', '-'], vethBatch(pid));
     if (veth.code !== 0) throw new LabError(`ip could not make the lab's veth pairs: ${veth.stderr.trim()}`);
-    const batches = hostBatches();
-    const results = await Promise.all(HOSTS.map((h) => run('nsenter', ['-t', String(pid[h]), '-n', '-m', 'sh', '-c', HOST_SETUP], batches[h])));
+    const batches: Partial<Record<Node, string>> = { ...hostBatches(), impostor: impostorBatch(), switch: switchBatch(['fw', 'server', 'impostor']) };
+    const nodes = (Object.keys(pid) as Node[]);
+    const results = await Promise.all(nodes.map((h) => run('nsenter', ['-t', String(pid[h]), '-n', '-m', 'sh', '-c', HOST_SETUP], batches[h])));
+    // arp_notify on the impostor's eth0, which exists only now (Docker sets sysctls before any interface)
+    if (pid.impostor !== undefined) {
+      results.push(await run('nsenter', ['-t', String(pid.impostor), '-n', '-m', 'sysctl', '-qw', ...Object.entries(IMPOSTOR_SYSCTLS).map(([k, v]) => `${k}=${v}`)]));
+    }
     const failed = results.find((r) => r.code !== 0);
     if (failed) throw new LabError(`could not configure the lab's interfaces: ${failed.stderr.trim()}`);
   }

@@ -66,7 +66,18 @@ export function renderLadder(result: RunResult, style: Style): string[] {
   const icmp = mergeIcmpAcrossPoints(result.obs.icmp ?? {}, captured);
   const rows = [...events.map((e, n) => ({ time: e.first.packet.time, e, n })), ...icmp.map((i) => ({ time: i.first.packet.time, i }))].sort((a, b) => a.time - b.time);
   const msOf = (time: number) => ((time * 1000 - result.t0) || 0).toFixed(3).padStart(9);
+  // ARP (captured where the lab has an impostor) goes in among them, by time too.
+  const arps = arpEvents(result, captured);
+  const flushArps = (until: number) => {
+    while (arps.length > 0 && arps[0]!.time <= until) {
+      const a = arps.shift()!;
+      const row = Array<string>(WIDTH).fill(' ');
+      for (const pt of a.points) row[LANE[pt]] = '◆';
+      lines.push(`${msOf(a.time)}  ${row.join('')}  ${a.text}`);
+    }
+  };
   for (const row of rows) {
+    flushArps(row.time);
     if ('i' in row) {
       lines.push(red(`${msOf(row.time)}  ${lanes(row.i, captured)}  ${icmpLabel(row.i.first.packet)}`));
       continue;
@@ -80,8 +91,28 @@ export function renderLadder(result: RunResult, style: Style): string[] {
     }
     lines.push(line);
   }
+  flushArps(Infinity);
   if (events.length === 0) lines.push(dim('         (no TCP segment was captured)'));
   return lines;
+}
+
+/** One ARP packet as the ladder shows it, with the capture points that saw it (a broadcast is seen on every port of the switch). */
+function arpEvents(result: RunResult, captured: readonly CapturePoint[]): { time: number; points: CapturePoint[]; text: string }[] {
+  const out: { time: number; points: CapturePoint[]; text: string; key: string }[] = [];
+  for (const point of captured) {
+    for (const a of result.obs.arps?.[point] ?? []) {
+      const key = `${a.op} ${a.srcMac} ${a.senderIp} ${a.targetIp}`;
+      // the same frame at two points: the same fields within a few ms
+      const same = out.find((o) => o.key === key && Math.abs(o.time - a.time) < 0.005);
+      if (same) {
+        same.points.push(point);
+        continue;
+      }
+      const what = a.op === 'request' ? `who-has ${a.targetIp} tell ${a.senderIp}` : `${a.senderIp} is-at ${a.senderMac}`;
+      out.push({ time: a.time, points: [point], key, text: `ARP ${what}${a.gratuitous ? ' (gratuitous)' : ''} from ${a.srcMac}` });
+    }
+  }
+  return out.sort((x, y) => x.time - y.time);
 }
 
 export function wrap(text: string, width: number, indent: string): string[] {

@@ -70,7 +70,7 @@ export function leftovers(owners: Set<number> = OWNERS): { namespaces: string[];
   let namespaces: string[] = [];
   try {
     namespaces = readdirSync('/run/netns').filter((n) => {
-      const id = /^rstlab-(.+)-(client|firewall|server)$/.exec(n)?.[1];
+      const id = /^rstlab-(.+)-(client|firewall|server|impostor|switch)$/.exec(n)?.[1];
       const owner = id === undefined ? undefined : ownerOf(id);
       return owner !== undefined && owners.has(owner);
     });

@@ -25,34 +25,17 @@ export interface Candidate {
   because: string[];
 }
 
-/**
- * Causes the troubleshooting literature names whose scenario has not landed yet, written as
- * the rst expectation their scenario file will hold (docs: ../shared/RST-CAUSES.md §10).
- * A scenario of the same name replaces its entry here.
- */
-const PENDING: { cause: string; summary: string; expectation: RstExpectation }[] = [
-  {
-    cause: 'duplicate-address',
-    summary: "A second host takes the server's address by gratuitous ARP; the client's next segment reaches it and it resets it",
-    // The impostor has no socket: R, seq = the client's ack (RFC 9293 §3.10.7.1), from the server's address.
-    expectation: { from: 'server', to: 'client', flags: 'R', answers: 'data', seq: 'answered.ack', count: 1 },
-  },
-];
-
 /** The rst expectations of each scenario's cause variant, as signatures. */
 export function signaturesOf(scenarios: LoadedScenario[]): Signature[] {
   const out: Signature[] = [];
-  for (const p of PENDING) {
-    if (scenarios.some((s) => s.scenario.name === p.cause)) continue;
-    out.push({ ...p, sentBy: 'endpoint', role: 'acceptor' });
-  }
   for (const s of scenarios) {
     // The cause's RST is the scenario's first rst expectation; a later one is a side effect
     // of how the lab makes it (half-open-restart's own RST from the killed socket, which dies
     // at the firewall), and repeats of the same RST (accept-queue-overflow's c4, c5) add nothing.
     const rsts = planFor(s, 'cause').expect.flatMap(({ expectation }) => ('rst' in expectation ? [expectation.rst] : []));
     for (const e of rsts.slice(0, 1)) {
-      // The lab's client always connects, so its end is the initiator; a firewall poses as the end it names.
+      // The lab's client always connects, so its end is the initiator; a firewall (or an
+      // impostor) poses as the end it names. Only a firewall is a device in between.
       const end = e.posingAs ?? e.from;
       out.push({ cause: s.scenario.name, summary: s.scenario.summary, expectation: e, sentBy: e.from === 'firewall' ? 'in-between' : 'endpoint', role: end === 'client' ? 'initiator' : 'acceptor' });
     }

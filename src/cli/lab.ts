@@ -99,7 +99,7 @@ export async function labUp(opts: LabUpOptions, signal: AbortSignal): Promise<st
   if (!opts.scenario && opts.variant !== 'cause') throw new InputError('--variant needs --scenario');
   const backend = await backendByName(opts.backend);
   await abortable(backend.check(plan ? toolsFor([plan]) : []), signal);
-  const up = backend.up(newLabId(), { kept: true });
+  const up = backend.up(newLabId(), { kept: true, impostor: plan?.impostor ?? false });
   let lab: Lab | undefined;
   try {
     lab = await abortable(up, signal);

@@ -12,7 +12,7 @@ export function renderList(all: LoadedScenario[]): string {
     const variants = s.variants.filter((v) => v !== 'cause');
     lines.push(`${s.scenario.name.padEnd(width)}  ${causes(s).padEnd(causeWidth)}  ${s.scenario.summary}${variants.length ? `  [variants: ${variants.join(', ')}]` : ''}`);
   }
-  lines.push('', 'The nine common causes of a reset (rstlab explain SCENARIO tells each):');
+  lines.push('', `The ${COMMON_CAUSES.length} common causes of a reset (rstlab explain SCENARIO tells each):`);
   const titleWidth = Math.max(...COMMON_CAUSES.map((c) => c.title.length));
   COMMON_CAUSES.forEach((c, i) => {
     const shown = all.filter((s) => s.scenario.teach?.causes.includes(c.id)).map((s) => s.scenario.name);

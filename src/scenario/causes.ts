@@ -13,6 +13,8 @@ export const COMMON_CAUSES = [
   { id: 'app-abort', title: 'application abort: SO_LINGER 0' },
   { id: 'idle-timeout', title: 'idle timeout: conntrack expiry, keepalive' },
   { id: 'unread-data-close', title: 'close with unread data (RFC 2525 §2.17)' },
+  // a tenth, which the troubleshooting literature names and no lab tool reproduces (issue 9)
+  { id: 'duplicate-address', title: "duplicate address: another host takes the server's IP (gratuitous ARP)" },
 ] as const;
 
 export const CAUSE_IDS = COMMON_CAUSES.map((c) => c.id) as unknown as readonly [CauseId, ...CauseId[]];

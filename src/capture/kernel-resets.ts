@@ -20,9 +20,10 @@
 // pointer /proc/net/tcp prints, which with kernel.kptr_restrict = 0 is hashed exactly as
 // the tracepoint prints skaddr (checked here). Where kptr_restrict hides pointers from
 // one of the two, listener events cannot be told apart and are kept (the verifier pairs
-// them with the lab's RSTs by time). One case remains: a socket's memory is reused once it
-// is freed, so a listener this lab closed during its run and another lab's listener opened
-// at the same address afterwards share a name for the rest of the run.
+// them with the lab's RSTs by time). A socket's memory, and so its name, is reused once the
+// socket is freed: another lab's listener may have had this lab's listener's name before it
+// (and after it, once this lab closes it), so an event counts only within the lifetime of
+// the lab's own listener: after its listen was asked for, before its close was answered.
 import { mkdir, readFile, rmdir, writeFile, access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LAB_PREFIX } from '../lab/backend.js';
@@ -35,12 +36,16 @@ const TRACEFS = '/sys/kernel/tracing';
 export interface KernelResetTrace {
   /** Stop recording; the lab's events: those on its ports, and its listeners' (by their
    * kernel socket names, as the agents reported them). */
-  stop(listenerSockets: ReadonlySet<string>): Promise<KernelReset[]>;
+  stop(listeners: ListenerSockets): Promise<KernelReset[]>;
   /** Remove the tracing instance (stopping it first if need be); idempotent. Apart from
    * stop(), because removing an instance waits for the kernel (~50 ms here): a run does
    * it while its lab comes down. */
   remove(): Promise<void>;
 }
+
+/** The lab's listening sockets by their kernel names, each with its lifetimes (epoch
+ * seconds; `to` unset while it is open). */
+export type ListenerSockets = ReadonlyMap<string, readonly { from: number; to?: number }[]>;
 
 /** Whether /proc/net/tcp and the tracepoint name sockets alike (both hash the pointer). */
 async function socketNamesComparable(): Promise<boolean> {
@@ -79,11 +84,11 @@ export async function startKernelResetTrace(labId: string, ports: PortRange): Pr
     let stopped = false;
     let removing: Promise<void> | undefined;
     return {
-      async stop(listenerSockets) {
+      async stop(listeners) {
         if (stopped) return [];
         stopped = true;
         await writeFile(join(dir, 'events/tcp/tcp_send_reset/enable'), '0');
-        return parseTrace(await readFile(join(dir, 'trace'), 'utf8'), markedAt).filter((k) => isTheLabs(k, ports, comparable ? listenerSockets : undefined));
+        return parseTrace(await readFile(join(dir, 'trace'), 'utf8'), markedAt).filter((k) => isTheLabs(k, ports, comparable ? listeners : undefined));
       },
       async remove() {
         removing ??= rmdir(dir).catch(() => undefined);
@@ -119,14 +124,20 @@ export function parseTrace(text: string, markedAt: number): KernelReset[] {
   return out;
 }
 
+/** How far trace time (mapped through the marker) and the runner's clock may differ. */
+const CLOCK_SLACK_S = 0.002;
+
 /** Whether a reset is the lab's (see the top of this file): one of its ports is in the lab's
- * range, or it is a listener's (no peer port) and its socket is one of the lab's listeners;
- * without comparable socket names (`listenerSockets` undefined) a listener's is kept. */
-export function isTheLabs(k: Pick<KernelReset, 'sport' | 'dport' | 'socket'>, ports: PortRange, listenerSockets?: ReadonlySet<string>): boolean {
+ * range, or it is a listener's (no peer port) from one of the lab's listening sockets while
+ * that socket was the lab's; without comparable socket names (`listeners` undefined) a
+ * listener's is kept. */
+export function isTheLabs(k: Pick<KernelReset, 'sport' | 'dport' | 'socket' | 'time'>, ports: PortRange, listeners?: ListenerSockets): boolean {
   const ours = (p: number) => p >= ports.min && p <= ports.max;
   if (ours(k.sport) || ours(k.dport)) return true;
   if (k.dport !== 0) return false;
-  return listenerSockets === undefined || (k.socket !== undefined && listenerSockets.has(k.socket));
+  if (listeners === undefined) return true;
+  const lifetimes = k.socket === undefined ? undefined : listeners.get(k.socket);
+  return lifetimes?.some((l) => k.time >= l.from - CLOCK_SLACK_S && (l.to === undefined || k.time <= l.to + CLOCK_SLACK_S)) ?? false;
 }
 
 /** The ids of the labs that have a tracing instance (rstlab-<id>). */

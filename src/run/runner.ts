@@ -174,7 +174,7 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
       await session.listen(step.host, { listener: step.id ?? `port${step.port}`, port: step.port, backlog: step.backlog, accept: step.accept, read: step.read }, ctx.answerMs);
       return;
     case 'stopListener':
-      await ask(step.host, { cmd: 'stopListener', listener: step.listener });
+      await session.stopListener(step.host, step.listener, ctx.answerMs);
       return;
     case 'connect': {
       connections.connect(step.id, step.host, step.port);

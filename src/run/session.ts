@@ -43,8 +43,9 @@ export interface SessionOptions {
 
 export class LabSession {
   readonly agents = {} as Record<Host, AgentClient>;
-  /** the kernel's names of the lab's listening sockets, to tell its listeners' RSTs from other labs' */
-  readonly listenerSockets = new Set<string>();
+  /** the kernel's names of the lab's listening sockets, with when each was the lab's, to
+   * tell its listeners' RSTs from other labs' (capture/kernel-resets.ts) */
+  private readonly listeners = new Map<string, { from: number; to?: number; host: Host; name: string }[]>();
   private labUp?: Promise<Lab>;
   private labValue?: Lab;
   // Kept from their start, so that captures and a trace instance still being made when the
@@ -103,10 +104,18 @@ export class LabSession {
     await this.guard(Promise.all(all.flatMap(([host, s]) => Object.entries(s).map(([name, value]) => setSysctl(this.agents[host], name, value, file)))));
   }
 
-  /** Open a listener in a host; its socket is remembered as the lab's. */
+  /** Open a listener in a host; its socket is remembered as the lab's from now on. */
   async listen(host: Host, req: { listener: string; port: number; backlog?: number; accept: boolean; read: boolean }, answerMs?: number): Promise<void> {
+    const from = Date.now() / 1000;
     const reply = await this.agents[host].request({ cmd: 'listen', ...req }, answerMs);
-    for (const s of reply.listenerSockets ?? []) this.listenerSockets.add(s);
+    for (const s of reply.listenerSockets ?? []) this.listeners.set(s, [...(this.listeners.get(s) ?? []), { from, host, name: req.listener }]);
+  }
+
+  /** Close a listener; its socket is the lab's no more once the close is answered. */
+  async stopListener(host: Host, name: string, answerMs?: number): Promise<void> {
+    await this.agents[host].request({ cmd: 'stopListener', listener: name }, answerMs);
+    const to = Date.now() / 1000;
+    for (const lifetimes of this.listeners.values()) for (const l of lifetimes) if (l.host === host && l.name === name && l.to === undefined) l.to = to;
   }
 
   /** Wait until every capture point (and the trace) is recording. */
@@ -124,7 +133,7 @@ export class LabSession {
     const trace = await this.traceStart;
     const [, kernelResets, result] = await this.guard(Promise.all([
       Promise.all(stopping.map((c) => c.stop())),
-      trace ? withDeadline(trace.stop(this.listenerSockets), REQUEST_MS, 'the kernel reset trace to stop') : undefined,
+      trace ? withDeadline(trace.stop(this.listeners), REQUEST_MS, 'the kernel reset trace to stop') : undefined,
       alongside(),
     ]));
     return { ...(kernelResets ? { kernelResets } : {}), alongside: result };

@@ -24,21 +24,28 @@ describe('parseTrace', () => {
 
 describe('isTheLabs: which events are a lab\'s', () => {
   const ports = { min: 33000, max: 33999 };
+  const at = (time: number, e: { sport: number; dport: number; socket?: string }) => ({ time, ...e });
   it('keeps an event with one of its ports in the lab\'s range, either way', () => {
-    expect(isTheLabs({ sport: 33001, dport: 5000 }, ports)).to.equal(true);
-    expect(isTheLabs({ sport: 5000, dport: 33999 }, ports)).to.equal(true);
+    expect(isTheLabs(at(10, { sport: 33001, dport: 5000 }), ports)).to.equal(true);
+    expect(isTheLabs(at(10, { sport: 5000, dport: 33999 }), ports)).to.equal(true);
   });
   it('drops another lab\'s event (same addresses and listener, another range)', () => {
-    expect(isTheLabs({ sport: 34001, dport: 5000 }, ports)).to.equal(false);
-    expect(isTheLabs({ sport: 5000, dport: 32999 }, ports)).to.equal(false);
+    expect(isTheLabs(at(10, { sport: 34001, dport: 5000 }), ports)).to.equal(false);
+    expect(isTheLabs(at(10, { sport: 5000, dport: 32999 }), ports)).to.equal(false);
   });
-  it('keeps a listener\'s event (no peer port) only from one of the lab\'s own listening sockets', () => {
-    const listeners = new Set(['0000000015025335']);
-    expect(isTheLabs({ sport: 8080, dport: 0, socket: '0000000015025335' }, ports, listeners)).to.equal(true);
-    expect(isTheLabs({ sport: 8080, dport: 0, socket: '00000000deadbeef' }, ports, listeners)).to.equal(false);
-    expect(isTheLabs({ sport: 8080, dport: 0 }, ports, listeners)).to.equal(false);
+  it('keeps a listener\'s event (no peer port) only from one of the lab\'s own listening sockets, while it was the lab\'s', () => {
+    const listeners = new Map([['0000000015025335', [{ from: 100, to: 105 }, { from: 110 }]]]);
+    const ours = (time: number, socket?: string) => isTheLabs(at(time, { sport: 8080, dport: 0, ...(socket ? { socket } : {}) }), ports, listeners);
+    expect(ours(101, '0000000015025335')).to.equal(true);
+    expect(ours(111, '0000000015025335'), 'reopened, still open').to.equal(true);
+    expect(ours(101, '00000000deadbeef'), 'another socket').to.equal(false);
+    expect(ours(101), 'no socket named').to.equal(false);
+    // the same name before the lab's listener existed, or between its two lives: another
+    // socket that had (or got) the same memory
+    expect(ours(99, '0000000015025335')).to.equal(false);
+    expect(ours(107, '0000000015025335')).to.equal(false);
   });
   it('keeps every listener\'s event where socket names cannot be compared (kptr_restrict)', () => {
-    expect(isTheLabs({ sport: 8080, dport: 0, socket: '00000000deadbeef' }, ports)).to.equal(true);
+    expect(isTheLabs(at(10, { sport: 8080, dport: 0, socket: '00000000deadbeef' }), ports)).to.equal(true);
   });
 });

@@ -15,6 +15,8 @@ import { LabSession } from '../run/session.js';
 import { ADDRESS, CAPTURE_POINTS, type Host, type Observations } from '../vocabulary.js';
 import { needsListener, type Expectations, type PlannedRow } from './expectations.js';
 import { applyRuleset, type Ruleset } from './ruleset.js';
+import { ruleModel } from './rules.js';
+import { startRuleTrace, type RuleTraceResult, type RuleTracer } from './trace.js';
 
 export interface MatrixOptions {
   backend: Backend;
@@ -23,6 +25,8 @@ export interface MatrixOptions {
   dropWaitMs: number;
   signal?: AbortSignal;
   traceResets?: boolean;
+  /** trace which rule decides each packet of the rows (trace.ts) */
+  traceRules?: boolean;
 }
 
 export interface MatrixRun {
@@ -33,6 +37,8 @@ export interface MatrixRun {
   localPorts: Map<number, number>;
   obs: Observations;
   seconds: number;
+  /** the rows' packets through the firewall's rules, or why they could not be traced */
+  ruleTrace?: RuleTraceResult | string;
 }
 
 /** A local port for each row from the lab's own port range (lab/owner.ts: no other lab alive
@@ -49,10 +55,10 @@ export function rowPorts(rows: readonly PlannedRow[], first: number): Map<number
   return ports;
 }
 
-async function runFolder(runsDir: string, labId: string): Promise<string> {
+export async function runFolder(runsDir: string, labId: string, what = 'firewall-test'): Promise<string> {
   await makeFolder(runsDir, '--runs-dir');
   const time = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const dir = join(runsDir, `${time}-firewall-test-${labId}`);
+  const dir = join(runsDir, `${time}-${what}-${labId}`);
   await mkdir(dir);
   return dir;
 }
@@ -66,30 +72,40 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
     backend: opts.backend, labId, dir, capture: CAPTURE_POINTS, traceResets: opts.traceResets, signal: opts.signal,
     onEvent: (host, e) => connections.onEvent(host, e),
   });
+  let tracer: RuleTracer | undefined;
   try {
     const lab = await session.up();
     const localPorts = rowPorts(ex.rows, lab.ports.min);
-    await session.guard(withDeadline(applyRuleset(lab, 'firewall', ruleset), STEP_MS, `loading the ruleset ${ruleset.file}`));
+    const loaded = await session.guard(withDeadline(applyRuleset(lab, 'firewall', ruleset), STEP_MS, `loading the ruleset ${ruleset.file}`));
     await session.setSysctls(ex.sysctls, ex.file);
-    // The side a row connects to listens on its port, except where the row expects that
-    // side's kernel to reset it (expectations.ts checks that no port needs both).
-    const listen = new Map<string, { host: 'client' | 'server'; port: number }>();
-    for (const r of ex.rows) {
-      const closed = ex.rows.some((o) => o.to === r.to && o.port === r.port && o.expect === 'reset-by-server');
-      if (!closed || needsListener(r)) listen.set(`${r.to} ${r.port}`, { host: r.to, port: r.port });
-    }
-    await session.guard(Promise.all([...listen.values()].map(({ host, port }) => session.listen(host, { listener: `port${port}`, port, accept: true, read: true }))));
+    const used = [...localPorts.values()];
+    const started = opts.traceRules ? await session.guard(startRuleTrace(lab, ruleModel(ruleset.format, ruleset.text), loaded, { min: Math.min(...used), max: Math.max(...used) })) : undefined;
+    if (typeof started === 'object') tracer = started;
+    await listenForRows(session, ex);
     await session.recording();
 
     await session.guard(Promise.all(ex.rows.map((r) => runRow(r, localPorts.get(r.index)!, session.agents, connections, opts.dropWaitMs))));
-    const { kernelResets } = await session.finish(async () => undefined);
+    const { kernelResets, alongside: traced } = await session.finish(async () => tracer?.stop());
+    const ruleTrace = traced ?? (typeof started === 'string' ? started : undefined);
     const obs: Observations = { ...(await session.decode()), conns: connections.conns, counters: {}, snapshots: {}, ...(kernelResets ? { kernelResets } : {}) };
-    return { labId, backend: opts.backend.name, dir, localPorts, obs, seconds: (performance.now() - start) / 1000 };
+    return { labId, backend: opts.backend.name, dir, localPorts, obs, seconds: (performance.now() - start) / 1000, ...(ruleTrace !== undefined ? { ruleTrace } : {}) };
   } catch (e) {
     throw await session.failure(e);
   } finally {
+    tracer?.kill();
     await session.down();
   }
+}
+
+/** The side a row connects to listens on its port, except where the row expects that side's
+ * kernel to reset it (expectations.ts checks that no port needs both). */
+export async function listenForRows(session: LabSession, ex: Expectations): Promise<void> {
+  const listen = new Map<string, { host: 'client' | 'server'; port: number }>();
+  for (const r of ex.rows) {
+    const closed = ex.rows.some((o) => o.to === r.to && o.port === r.port && o.expect === 'reset-by-server');
+    if (!closed || needsListener(r)) listen.set(`${r.to} ${r.port}`, { host: r.to, port: r.port });
+  }
+  await session.guard(Promise.all([...listen.values()].map(({ host, port }) => session.listen(host, { listener: `port${port}`, port, accept: true, read: true }))));
 }
 
 /**
@@ -98,8 +114,7 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
  * stays silent, sends a byte and waits again. Whatever happened, the socket is closed
  * (a socket still in SYN-SENT goes without a word); the captures say what happened.
  */
-async function runRow(r: PlannedRow, localPort: number, agents: Record<Host, AgentClient>, connections: Connections, dropWaitMs: number): Promise<void> {
-  const id = `row${r.index}`;
+export async function runRow(r: PlannedRow, localPort: number, agents: Record<Host, AgentClient>, connections: Connections, dropWaitMs: number, id = `row${r.index}`): Promise<void> {
   const agent = agents[r.from];
   const saw = (host: 'client' | 'server', ...events: string[]) => () => connections.endOf(id, host)?.events.some((e) => events.includes(e.event)) ?? false;
   connections.connect(id, r.from, r.port);

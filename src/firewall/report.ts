@@ -7,11 +7,14 @@ import { mismatchText } from './judge.js';
 import type { Expectations, PlannedRow } from './expectations.js';
 import type { MatrixRun } from './matrix.js';
 import type { Ruleset } from './ruleset.js';
+import { decisionText, type Decision } from './coverage.js';
 
 export interface RowResult {
   row: PlannedRow;
   localPort: number;
   judgement: Judgement;
+  /** the rule (or chain policy) that decided the row's deciding packet, where traced */
+  decidedBy?: Decision;
 }
 
 export function rowJson(r: RowResult, run: MatrixRun, ex: Expectations) {
@@ -29,6 +32,7 @@ export function rowJson(r: RowResult, run: MatrixRun, ex: Expectations) {
     phase: r.judgement.phase,
     passed: r.judgement.passed,
     evidence: r.judgement.evidence,
+    ...(r.decidedBy ? { decidedBy: { file: r.decidedBy.file, line: r.decidedBy.line ?? null, text: r.decidedBy.text, chainPath: r.decidedBy.path, policy: r.decidedBy.policy } } : {}),
     pcaps: run.dir,
   };
 }
@@ -40,7 +44,8 @@ export function junitFor(results: RowResult[], ruleset: Ruleset, ex: Expectation
       name: `firewall-test.${ruleset.file}`,
       variant: `row ${r.row.index}: ${r.row.name} → ${r.row.expect}`,
       seconds: each,
-      failure: r.judgement.passed ? undefined : `${ex.file}:${r.row.line}: ${mismatchText(r.row, r.judgement)}\npcaps: ${run.dir}`,
+      failure: r.judgement.passed ? undefined : `${ex.file}:${r.row.line}: ${mismatchText(r.row, r.judgement)}${r.decidedBy ? `\ndecided by ${decisionText(r.decidedBy)}` : ''}\npcaps: ${run.dir}`,
+      ...(r.decidedBy ? { output: `decided by ${decisionText(r.decidedBy)}` } : {}),
     })),
   );
 }
@@ -51,12 +56,14 @@ export function renderTable(results: RowResult[], ruleset: Ruleset, ex: Expectat
   const red = paint(color, '1;31');
   const green = paint(color, '1;32');
   const dim = paint(color, '2');
-  const head = ['row', 'expected', 'observed', ''];
+  const traced = results.some((r) => r.decidedBy);
+  const head = ['row', 'expected', 'observed', '', ...(traced ? ['decided by'] : [])];
   const cells = results.map((r) => [
     `${r.row.index} ${r.row.name}`,
     r.row.expect,
     r.judgement.observed + (r.row.idleMs !== undefined && r.judgement.phase === 'connect' ? ' (handshake)' : ''),
     r.judgement.passed ? '✔' : '✘',
+    ...(traced ? [r.decidedBy ? decisionText(r.decidedBy) : '(no rule traced)'] : []),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i]!)).join('  ') + '  ';
@@ -68,7 +75,7 @@ export function renderTable(results: RowResult[], ruleset: Ruleset, ex: Expectat
   const wrong = results.filter((r) => !r.judgement.passed);
   if (wrong.length > 0) {
     out.push('', 'Rows that differ:');
-    for (const r of wrong) out.push(red(`  ${ex.file}:${r.row.line}: row ${r.row.index} ${r.row.name}: ${mismatchText(r.row, r.judgement)}`));
+    for (const r of wrong) out.push(red(`  ${ex.file}:${r.row.line}: row ${r.row.index} ${r.row.name}: ${mismatchText(r.row, r.judgement)}${r.decidedBy ? `; decided by ${decisionText(r.decidedBy)}` : ''}`));
   }
   out.push('', `${wrong.length} wrong, ${results.length - wrong.length} correct out of ${results.length} rows (${run.seconds.toFixed(2)} s)`, `pcaps: ${run.dir}`);
   out.push(wrong.length === 0 ? green('PASS') : red('FAIL'));

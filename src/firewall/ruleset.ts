@@ -94,15 +94,16 @@ export async function loadRuleset(file: string, format?: RulesetFormat): Promise
  * ruleset the tool refuses is bad input, located at the line the tool names in the
  * user's own file (the text goes over stdin unchanged, so its line numbers are the file's).
  */
-export async function applyRuleset(lab: Lab, host: 'firewall', r: Ruleset): Promise<void> {
+export async function applyRuleset(lab: Lab, host: 'firewall', r: Ruleset): Promise<string> {
   if (r.format === 'iptables') {
     const res = await lab.exec(host, ['iptables-restore', '-w'], r.text);
-    if (res.code === 0) return;
+    if (res.code === 0) return res.stdout;
     const line = /Error occurred at line: (\d+)/.exec(res.stderr)?.[1];
     throw new InputError(`iptables-restore refused ${line ? `line ${line}` : 'the ruleset'}: ${iptablesError(res.stderr)}`, r.file, line ? Number(line) : undefined);
   }
-  const res = await lab.exec(host, ['nft', '-f', '-'], r.text);
-  if (res.code === 0) return;
+  // --echo --handle: each rule as it is added, with its handle, in file order (trace.ts)
+  const res = await lab.exec(host, ['nft', '--echo', '--handle', '-f', '-'], r.text);
+  if (res.code === 0) return res.stdout;
   // nft names its input /dev/stdin: FILE:LINE:COL-COL: Error: ..., then the line and a caret.
   const stderr = res.stderr.replaceAll('/dev/stdin', r.file).trimEnd();
   const prefix = new RegExp(`^${escapeRegExp(r.file)}:(\\d+):(\\d+)(?:-\\d+)?: `, 'm');

@@ -55,11 +55,12 @@ export async function writeReportJson(r: RunResult): Promise<void> {
 const xml = (s: string) => s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
 
 /** One testcase per scenario run; failures carry the failed expectations. */
-export function junitXml(runs: { name: string; variant: string; seconds: number; failure?: string }[]): string {
+export function junitXml(runs: { name: string; variant: string; seconds: number; failure?: string; output?: string }[]): string {
   const failures = runs.filter((r) => r.failure).length;
   const cases = runs.map((r) => {
     const head = `  <testcase classname="rstlab.${xml(r.name)}" name="${xml(r.variant)}" time="${r.seconds.toFixed(3)}"`;
-    return r.failure ? `${head}>\n    <failure message="expectations failed">${xml(r.failure)}</failure>\n  </testcase>` : `${head}/>`;
+    const out = r.output ? `\n    <system-out>${xml(r.output)}</system-out>` : '';
+    return r.failure ? `${head}>\n    <failure message="expectations failed">${xml(r.failure)}</failure>${out}\n  </testcase>` : out ? `${head}>${out}\n  </testcase>` : `${head}/>`;
   });
   const total = runs.reduce((s, r) => s + r.seconds, 0);
   return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="rstlab" tests="${runs.length}" failures="${failures}" time="${total.toFixed(3)}">\n${cases.join('\n')}\n</testsuite>\n`;

@@ -24,9 +24,9 @@ export interface Decision {
 
 export interface RowTrace {
   decidedBy?: Decision;
-  /** rule ids (rules.ts) and policies any packet of the row reached */
+  /** rule ids (rules.ts) and policies ("table chain") any packet of the row reached */
   rules: Set<number>;
-  policies: Set<PolicyEntry>;
+  policies: Set<string>;
 }
 
 const BUILTIN = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
@@ -94,12 +94,16 @@ export function decisionOf(model: RuleModel, file: string, events: TraceEvent[])
 export function traceRows(model: RuleModel, file: string, rows: readonly { row: PlannedRow; localPort: number; judgement: Judgement }[], trace: RuleTraceResult): Map<number, RowTrace> {
   const out = new Map<number, RowTrace>();
   for (const { row, localPort, judgement } of rows) {
-    const { out: outbound, all } = rowPackets(row, localPort, trace.packets);
+    const { out: outbound, all: tcp } = rowPackets(row, localPort, trace.packets);
+    // the firewall's ICMP errors: the rows the judge saw answered by one (all rows, if none was: no row is left out)
+    const icmpRows = rows.filter((r) => r.judgement.observed === 'unreachable');
+    const icmp = icmpRows.length === 0 || judgement.observed === 'unreachable' ? trace.packets.filter((p) => p.icmp) : [];
+    const all = [...tcp, ...icmp];
     const rules = new Set<number>();
-    const policies = new Set<PolicyEntry>();
+    const policies = new Set<string>();
     for (const p of all) for (const e of p.events) {
       if (e.rule) rules.add(e.rule.id);
-      if (e.policy) policies.add(e.policy);
+      if (e.policy) policies.add(`${e.policy.table} ${e.policy.chain}`);
     }
     const trigger = triggerOf(outbound, judgement.phase);
     const decidedBy = trigger ? decisionOf(model, file, trigger.events) : undefined;
@@ -124,7 +128,7 @@ export interface Coverage {
 
 export function coverageOf(model: RuleModel, rows: readonly PlannedRow[], traces: Map<number, RowTrace>): Coverage {
   const rules = model.rules.map((rule) => ({ rule, rows: rows.filter((r) => traces.get(r.index)?.rules.has(rule.id)) }));
-  const policies = model.policies.map((policy) => ({ policy, rows: rows.filter((r) => traces.get(r.index)?.policies.has(policy)) }));
+  const policies = model.policies.map((policy) => ({ policy, rows: rows.filter((r) => traces.get(r.index)?.policies.has(`${policy.table} ${policy.chain}`)) }));
   const reached = rules.filter((r) => r.rows.length > 0).length;
   return { rules, policies, reached, total: rules.length, percent: rules.length === 0 ? 100 : (100 * reached) / rules.length };
 }

@@ -40,7 +40,7 @@ export function rowsFor(m: Mutant, rows: readonly PlannedRow[], traces: Map<numb
   return rows.filter((r) => {
     const t = traces.get(r.index);
     if (!t) return true;
-    if (m.policy) return [...t.policies].some((p) => `${p.table} ${p.chain}` === m.policy);
+    if (m.policy) return t.policies.has(m.policy);
     return m.rules.some((id) => t.rules.has(id));
   });
 }

@@ -94,6 +94,58 @@ export function otherAddress(addr: string, prefix: number): string {
   return o.join('.');
 }
 
+/** The ports a rule's destination-port match names, as [from, to] ranges; undefined when it has none (or negates it). */
+function dports(format: Ruleset['format'], text: string): [number, number][] | undefined {
+  const m = format === 'iptables' ? /(?:^|\s)(!\s+)?--(?:dports?|destination-ports?)\s+(!\s+)?(\S+)/.exec(text) : /\bdport\s+(!=\s*)?()(\{[^}]*\}|\S+)/.exec(text);
+  if (!m || m[1] || m[2]) return undefined;
+  const parts = m[3]!.replace(/[{}]/g, '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const ranges = parts.map((p) => p.split(format === 'iptables' ? ':' : '-').map(Number));
+  if (ranges.some((r) => r.some((n) => !Number.isInteger(n)))) return undefined;
+  return ranges.map((r) => [r[0]!, r[r.length - 1]!]);
+}
+
+/** The conntrack states a rule asks for; undefined when none (or negated). */
+function ctStates(format: Ruleset['format'], text: string): string[] | undefined {
+  const m = format === 'iptables' ? /(?:^|\s)(!\s+)?--(?:ct)?state\s+(\S+)/.exec(text) : /\bct state\s+(!=\s*)?(\{[^}]*\}|\S+)/.exec(text);
+  if (!m || m[1]) return undefined;
+  return m[2]!.replace(/[{}]/g, '').split(',').map((x) => x.trim().toLowerCase()).filter((x) => x !== '');
+}
+
+/** Whether a rule asks for a SYN (a new connection's first segment) or for anything but one. */
+function synMatch(format: Ruleset['format'], text: string): 'syn' | 'not-syn' | undefined {
+  if (format === 'iptables') {
+    if (/(?:^|\s)!\s+--syn\b/.test(text)) return 'not-syn';
+    if (/(?:^|\s)--syn\b/.test(text)) return 'syn';
+    return undefined;
+  }
+  const m = /tcp flags & \(syn \| ack\) (==|!=) syn\b/.exec(text);
+  return m ? (m[1] === '==' ? 'syn' : 'not-syn') : undefined;
+}
+
+/**
+ * A swap of two neighbouring rules changes the verdict only for a packet that matches both
+ * (one that matches one of them meets the same rule first either way), and only if their
+ * verdicts differ. So a swap is an equivalent mutant, no row could ever kill, when both give
+ * the same final verdict, or their matches cannot meet: different destination ports,
+ * conntrack states or SYN-ness. Such swaps are not made.
+ */
+export function swapIsEquivalent(format: Ruleset['format'], a: RuleEntry, b: RuleEntry): boolean {
+  const final = ['accept', 'drop'];
+  if (a.verdict === b.verdict && (final.includes(a.verdict) || a.verdict.startsWith('reject'))) {
+    const tail = (t: string) => (format === 'iptables' ? /-j\s+.*$/.exec(t)?.[0] : /\b(accept|drop|reject.*)$/.exec(t)?.[0]);
+    if (tail(a.text) === tail(b.text)) return true;
+  }
+  const pa = dports(format, a.text);
+  const pb = dports(format, b.text);
+  if (pa && pb && !pa.some(([l1, h1]) => pb.some(([l2, h2]) => l1 <= h2 && l2 <= h1))) return true;
+  const sa = ctStates(format, a.text);
+  const sb = ctStates(format, b.text);
+  if (sa && sb && !sa.some((x) => sb.includes(x))) return true;
+  const ya = synMatch(format, a.text);
+  const yb = synMatch(format, b.text);
+  return ya !== undefined && yb !== undefined && ya !== yb;
+}
+
 export function mutantsOf(model: RuleModel, ruleset: Ruleset): Mutant[] {
   const text = ruleset.text;
   const out: Omit<Mutant, 'id'>[] = [];
@@ -128,6 +180,7 @@ export function mutantsOf(model: RuleModel, ruleset: Ruleset): Mutant[] {
     const a = model.rules[i]!;
     const b = model.rules[i + 1]!;
     if (a.table !== b.table || a.chain !== b.chain || a.verdict === 'log' || b.verdict === 'log' || a.insertAt !== undefined || b.insertAt !== undefined) continue;
+    if (swapIsEquivalent(model.format, a, b)) continue;
     const swapped = text.slice(0, a.start) + text.slice(b.start, b.end) + text.slice(a.end, b.start) + text.slice(a.start, a.end) + text.slice(b.end);
     add({ kind: 'swap', line: a.line, change: `swapped with the next rule (line ${b.line})`, rules: [a.id, b.id], localToReached: true, text: swapped });
   }
@@ -164,7 +217,11 @@ export function renderMutants(file: string, rep: MutantReport, model?: RuleModel
     const what = `${r.mutant.change}${ruleText(model, r.mutant) ? `: ${ruleText(model, r.mutant)}` : ''}`;
     if (r.status === 'killed') out.push(`  killed    ${at}  ${what}  — by ${r.killedBy.map((k) => `row ${k.row.index} ${k.row.name} (${k.observed})`).join(', ')}`);
     else if (r.status === 'refused') out.push(`  refused   ${at}  ${what}  — ${r.refusal ?? ''}`);
-    else out.push(`  SURVIVED  ${at}  ${what}  — ${r.rowsRun.length === 0 ? 'no row reaches this rule: add a row whose packets match it' : 'no row noticed: add a row that tells the two apart'}`);
+    else {
+      const why = r.rowsRun.length > 0 ? 'no row noticed: add a row whose outcome this change alters'
+        : r.mutant.policy ? 'no row\'s packets reach this policy: add a row that ends there' : 'no row reaches this rule: add a row whose packets match it';
+      out.push(`  SURVIVED  ${at}  ${what}  — ${why}`);
+    }
   }
   return out.join('\n');
 }

@@ -7,7 +7,10 @@
 //   -350 (before conntrack and every usual chain) sets `meta nftrace`, read by
 //   `nft -a monitor`, which prints each rule with its handle.
 // Both match only the rows' packets: TCP from or to the rows' own client ports (matrix.ts
-// rowPorts, the lab's own range). TRACE and nftrace only mark a packet: no verdict changes.
+// rowPorts, the lab's own range), in prerouting (what crosses the firewall) and in output
+// (what the firewall answers itself: a REJECT's RST, and its ICMP errors, which carry the
+// row's ports only in their quote: they are told apart by the judge's own reading of the
+// captures, coverage.ts). TRACE and nftrace only mark a packet: no verdict changes.
 // They are added after the user's ruleset is loaded and go with the lab.
 //
 // A handle is mapped to the user's own line: iptables-restore and nft create the rules of a
@@ -44,6 +47,8 @@ export interface TracedPacket {
   /** IP total length */
   length: number;
   flags: number;
+  /** an ICMP error the firewall made (its quoted ports are not in the trace) */
+  icmp?: boolean;
   /** the base chain each hook's events started in, in order */
   events: TraceEvent[];
 }
@@ -118,9 +123,11 @@ export function parseTrace(format: RulesetFormat, output: string, model: RuleMod
   const current = new Map<string, TracedPacket>();
   const policy = (table: string, chain: string) => model.policies.find((p) => p.table === table && p.chain === chain);
   const userTables = new Set([...model.rules.map((r) => r.table), ...model.policies.map((p) => p.table)]);
-  const onPacket = (id: string, tuple: Omit<TracedPacket, 'events'>, forwarded: boolean) => {
+  // A packet is traced again at each hook it passes, under the same id; a packet arriving at
+  // prerouting (no output interface yet) is always a new one.
+  const onPacket = (id: string, tuple: Omit<TracedPacket, 'events'>, later: boolean) => {
     const cur = current.get(id);
-    if (forwarded && cur && cur.sport === tuple.sport && cur.dport === tuple.dport && cur.src === tuple.src) return;
+    if (later && cur && cur.sport === tuple.sport && cur.dport === tuple.dport && cur.src === tuple.src && cur.dst === tuple.dst) return;
     const p: TracedPacket = { ...tuple, events: [] };
     packets.push(p);
     current.set(id, p);
@@ -133,7 +140,12 @@ export function parseTrace(format: RulesetFormat, output: string, model: RuleMod
       if (pk) {
         const f = pk[2]!;
         const v = (k: string) => new RegExp(`\\b${k}=(\\S+)`).exec(f)?.[1];
-        if (!/\bSPORT=/.test(f)) continue;
+        if (!/\bSPORT=/.test(f)) {
+          // (xtables-monitor names no protocol: what is traced without ports is the firewall's ICMP)
+          if (/\bOUT=\S/.test(f) && !/\bIN=\S/.test(f)) onPacket(pk[1]!, { src: v('SRC')!, dst: v('DST')!, sport: 0, dport: 0, length: Number(v('LEN')), flags: 0, icmp: true }, true);
+          else current.delete(pk[1]!);
+          continue;
+        }
         const flags = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG'].reduce((a, n) => (new RegExp(`\\s${n}\\b`).test(f) ? a | TCP_FLAG_NAMES[n.toLowerCase()]! : a), 0);
         onPacket(pk[1]!, { src: v('SRC')!, dst: v('DST')!, sport: Number(v('SPORT')), dport: Number(v('DPORT')), length: Number(v('LEN')), flags }, /\bOUT=\S/.test(f));
         continue;
@@ -163,7 +175,11 @@ export function parseTrace(format: RulesetFormat, output: string, model: RuleMod
     if (rest.startsWith('packet: ')) {
       const f = rest;
       const v = (k: string) => new RegExp(`\\b${k} (\\S+)`).exec(f)?.[1];
-      if (!/\btcp sport /.test(f)) continue;
+      if (!/\btcp sport /.test(f)) {
+        if (/\bicmp type /.test(f)) onPacket(id, { src: v('ip saddr')!, dst: v('ip daddr')!, sport: 0, dport: 0, length: Number(v('ip length')), flags: 0, icmp: true }, true);
+        else current.delete(id);
+        continue;
+      }
       const fl = /\btcp flags == (\S+)/.exec(f)?.[1] ?? '0';
       const flags = fl.startsWith('0x') ? Number.parseInt(fl, 16) : fl.split('|').reduce((a, n) => a | (TCP_FLAG_NAMES[n] ?? 0), 0);
       onPacket(id, { src: v('ip saddr')!, dst: v('ip daddr')!, sport: Number(v('tcp sport')), dport: Number(v('tcp dport')), length: Number(v('ip length')), flags }, /\boif /.test(f));
@@ -240,13 +256,26 @@ export async function startRuleTrace(lab: Lab, model: RuleModel, loadOutput: str
     await new Promise((r) => setTimeout(r, 20 + 20 * n));
   }
   const add = model.format === 'iptables'
-    ? await exec(['iptables', '-w', '-t', 'raw', '-I', 'PREROUTING', '1', '-p', 'tcp', '-m', 'multiport', '--ports', `${ports.min}:${ports.max}`, '-j', 'TRACE'])
+    ? await exec(['iptables-restore', '-w', '--noflush'], [
+      '*raw',
+      `-I PREROUTING 1 -p tcp -m multiport --ports ${ports.min}:${ports.max} -j TRACE`,
+      `-I OUTPUT 1 -p tcp -m multiport --ports ${ports.min}:${ports.max} -j TRACE`,
+      '-I OUTPUT 1 -p icmp -j TRACE',
+      'COMMIT',
+      '',
+    ].join('\n'))
     : await exec(['nft', '-f', '-'], [
       `table ip ${TRACE_TABLE} {`,
       '  chain pre {',
       '    type filter hook prerouting priority -350; policy accept;',
       `    tcp sport ${ports.min}-${ports.max} meta nftrace set 1`,
       `    tcp dport ${ports.min}-${ports.max} meta nftrace set 1`,
+      '  }',
+      '  chain out {',
+      '    type filter hook output priority -350; policy accept;',
+      `    tcp sport ${ports.min}-${ports.max} meta nftrace set 1`,
+      `    tcp dport ${ports.min}-${ports.max} meta nftrace set 1`,
+      '    ip protocol icmp meta nftrace set 1',
       '  }',
       '}',
       '',

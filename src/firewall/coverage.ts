@@ -82,7 +82,7 @@ export function decisionOf(model: RuleModel, file: string, events: TraceEvent[])
     terminal[terminal.length - 1];
   if (!pick) return undefined;
   const { e, path } = pick;
-  const name = basename(file);
+  const name = file;
   if (e.kind === 'policy') {
     const p = e.policy;
     const text = `${e.chain} policy ${model.format === 'iptables' ? e.verdict.toUpperCase() : e.verdict}`;
@@ -133,7 +133,7 @@ export function coverageOf(model: RuleModel, rows: readonly PlannedRow[], traces
   return { rules, policies, reached, total: rules.length, percent: rules.length === 0 ? 100 : (100 * reached) / rules.length };
 }
 
-export const decisionText = (d: Decision): string => `${d.line !== undefined ? `${d.file}:${d.line}` : d.file} ${d.text}${d.path.length > 1 ? `  [${d.path.join(' → ')}]` : ''}`;
+export const decisionText = (d: Decision): string => `${d.line !== undefined ? `${basename(d.file)}:${d.line}` : basename(d.file)} ${d.text}${d.path.length > 1 ? `  [${d.path.join(' → ')}]` : ''}`;
 
 export function renderCoverage(file: string, c: Coverage): string {
   const name = basename(file);

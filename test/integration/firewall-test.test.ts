@@ -49,7 +49,7 @@ function junitCases(file: string): { name: string; failed: boolean }[] {
   // well-formed XML, by a real parser
   const check = spawnSync('python3', ['-c', 'import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); print(len(d.getElementsByTagName("testcase")))', file], { encoding: 'utf8' });
   expect(check.status, check.stderr).to.equal(0);
-  return [...xml.matchAll(/<testcase [^>]*name="([^"]*)"[^>]*?(\/>|>\s*<failure)/g)].map((m) => ({ name: m[1]!, failed: m[2] !== '/>' }));
+  return [...xml.matchAll(/<testcase [^>]*name="([^"]*)"[^>]*?(\/>|>\s*<failure|>\s*<system-out)/g)].map((m) => ({ name: m[1]!, failed: m[2]!.endsWith('<failure') }));
 }
 
 describe('firewall-test (netns)', function () {
@@ -86,7 +86,7 @@ describe('firewall-test (netns)', function () {
     const rules = copy('mutant.nft', example('gateway-nft.nft'), (s) => s.replace('tcp dport 3306 reject with tcp reset', 'tcp dport 3306 drop'));
     const r = await firewallTest('--rules', rules, '--expect', example('gateway-nft.expect.yaml'), '--json');
     expect(r.code, r.stderr).to.equal(1);
-    const rows = JSON.parse(r.stdout) as { name: string; expected: string; observed: string; evidence: string; passed: boolean; pcaps: string }[];
+    const { rows } = JSON.parse(r.stdout) as { rows: { name: string; expected: string; observed: string; evidence: string; passed: boolean; pcaps: string }[] };
     expect(rows.filter((x) => !x.passed).map((x) => [x.name, x.expected, x.observed])).to.deep.equal([['mysql', 'reset-by-firewall', 'drop']]);
     expect(rows[4]!.evidence).to.match(/SYN seen at client, firewall-a, not at firewall-b, server; no reply within 1 s/);
     expect(existsSync(join(rows[0]!.pcaps, 'firewall-b.pcap'))).to.equal(true);

@@ -102,6 +102,27 @@ async function firewallMatrix(runs: number, env: NodeJS.ProcessEnv): Promise<voi
   }
 }
 
+/** firewall-test --mutants on each example gateway (10 rows, one of them idle 4 s past conntrack),
+ * the matrix on the ruleset itself and then every mutant, with the default 4 labs: "well under a
+ * minute" on a 2-core machine (issue 11). */
+const MUTANTS_AIM_MS = 30_000;
+
+async function firewallMutants(env: NodeJS.ProcessEnv): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'rstlab-bench-mut-'));
+  try {
+    for (const [rules, expectFile] of [['gateway-iptables.rules', 'gateway-iptables.expect.yaml'], ['gateway-nft.nft', 'gateway-nft.expect.yaml']]) {
+      const r = await cli(['firewall-test', '--rules', `examples/firewall/${rules}`, '--expect', `examples/firewall/${expectFile}`, '--mutants', '--json', '--runs-dir', join(dir, 'runs')], env);
+      if (r.code !== 0) throw new Error(`firewall-test --mutants on ${rules} failed (exit ${r.code})`);
+      const out = JSON.parse(r.stdout) as { mutants: { rowsRun: number[] }[]; mutationScore: { killed: number; survived: number; percent: number; seconds: number } };
+      const ran = out.mutants.filter((m) => m.rowsRun.length > 0).length;
+      const s = out.mutationScore;
+      console.log(`firewall-test --mutants ${rules}: ${ms(r.wall)} end to end for ${out.mutants.length} mutants (${ran} run in labs, ${s.killed} killed, ${s.survived} survived, score ${s.percent}%; mutants ${ms(s.seconds * 1000)})   (${aim(r.wall, MUTANTS_AIM_MS)})`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function dockerReachable(): Promise<boolean> {
   const r = await cli(['check', '--backend', 'docker'], process.env);
   return r.code === 0;
@@ -116,6 +137,7 @@ if (process.env.NODE_EXTRA_CA_CERTS) {
   console.log('  (this environment sets NODE_EXTRA_CA_CERTS: every node start then loads the CA bundle first)');
 }
 await firewallMatrix(Math.min(runs, 3), lean);
+await firewallMutants(lean);
 if (!values.quick) await all(lean);
 if (await dockerReachable()) await closedPort('docker', runs, lean, ' (image already built)', AIM_MS.docker);
 else console.log('closed-port on docker: skipped, Docker is not reachable here (rstlab check --backend docker says why)');

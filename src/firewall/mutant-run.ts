@@ -12,13 +12,16 @@
 // policy changes nothing for a row none of whose packets matched it (or its neighbour, or
 // that policy): only the rows that did are run, and a mutant no row reaches survives without
 // a lab (as mutation tools report a mutant no test covers). A port or address changed may
-// make a rule match packets it never did: every row is run. Without a trace, every row is.
+// make a rule match packets it never did: those that carry the new port (the rows to that
+// port; every row when the new port is one of the lab's client ports) or an address of the
+// new network (every row, when it holds one of the lab's addresses). Without a trace, every
+// row is run.
 import { InputError, withDeadline } from '../errors.js';
 import { newLabId, type Backend, type Lab } from '../lab/backend.js';
 import { Connections } from '../run/connections.js';
 import { STEP_MS } from '../run/deadlines.js';
 import { LabSession } from '../run/session.js';
-import { CAPTURE_POINTS, type Observations } from '../vocabulary.js';
+import { ADDRESS, CAPTURE_POINTS, FIREWALL_ADDRESSES, type Observations } from '../vocabulary.js';
 import type { RowTrace } from './coverage.js';
 import type { Expectations, PlannedRow } from './expectations.js';
 import { judgeRow } from './judge.js';
@@ -34,12 +37,19 @@ export interface MutantRunOptions {
   jobs: number;
 }
 
-/** The rows that can notice a mutant (see above). */
-export function rowsFor(m: Mutant, rows: readonly PlannedRow[], traces: Map<number, RowTrace> | undefined): PlannedRow[] {
-  if (!traces || !m.localToReached) return [...rows];
+const ipv4 = (a: string) => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+const inNet = (addr: string, net: { address: string; prefix: number }) => net.prefix === 0 || Math.floor(ipv4(addr) / 2 ** (32 - net.prefix)) === Math.floor(ipv4(net.address) / 2 ** (32 - net.prefix));
+const LAB_ADDRESSES = [...Object.values(ADDRESS), ...FIREWALL_ADDRESSES];
+
+/** The rows that can notice a mutant (see above); `clientPorts`: the range the lab's rows connect from. */
+export function rowsFor(m: Mutant, rows: readonly PlannedRow[], traces: Map<number, RowTrace> | undefined, clientPorts?: { min: number; max: number }): PlannedRow[] {
+  if (!traces) return [...rows];
+  if (m.newNet && LAB_ADDRESSES.some((a) => inNet(a, m.newNet!))) return [...rows];
+  if (m.newPort !== undefined && (!clientPorts || (m.newPort >= clientPorts.min && m.newPort <= clientPorts.max))) return [...rows];
   return rows.filter((r) => {
     const t = traces.get(r.index);
     if (!t) return true;
+    if (m.newPort !== undefined && r.port === m.newPort) return true;
     if (m.policy) return t.policies.has(m.policy);
     return m.rules.some((id) => t.rules.has(id));
   });
@@ -54,6 +64,7 @@ interface Planned {
 
 export async function runMutants(mutants: Mutant[], ruleset: Ruleset, ex: Expectations, traces: Map<number, RowTrace> | undefined, opts: MutantRunOptions): Promise<MutantReport> {
   const start = performance.now();
+  // (a port mutant's rows are chosen again in its lab, which knows its client ports)
   const planned: Planned[] = mutants.map((mutant) => ({ mutant, rows: rowsFor(mutant, ex.rows, traces) }));
   const queue = planned.filter((p) => p.rows.length > 0);
   // the longest first: a lab that takes an idle row early does not leave the others waiting at the end
@@ -66,7 +77,7 @@ export async function runMutants(mutants: Mutant[], ruleset: Ruleset, ex: Expect
   const onAbort = () => stop.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   if (opts.signal?.aborted) stop.abort();
-  const settled = await Promise.allSettled(Array.from({ length: labs }, () => worker(queue, ruleset, ex, { ...opts, signal: stop.signal }, obsOf).catch((e: unknown) => {
+  const settled = await Promise.allSettled(Array.from({ length: labs }, () => worker(queue, ruleset, ex, traces, { ...opts, signal: stop.signal }, obsOf).catch((e: unknown) => {
     stop.abort();
     throw e;
   })));
@@ -88,7 +99,7 @@ export async function runMutants(mutants: Mutant[], ruleset: Ruleset, ex: Expect
 }
 
 /** One lab, taking mutants from the queue until it is empty; a fresh lab when its ports run out. */
-async function worker(queue: Planned[], ruleset: Ruleset, ex: Expectations, opts: MutantRunOptions, obsOf: Map<Planned, Observations>): Promise<void> {
+async function worker(queue: Planned[], ruleset: Ruleset, ex: Expectations, traces: Map<number, RowTrace> | undefined, opts: MutantRunOptions, obsOf: Map<Planned, Observations>): Promise<void> {
   while (queue.length > 0) {
     const labId = newLabId();
     const dir = await runFolder(opts.runsDir, labId, 'firewall-mutants');
@@ -103,6 +114,8 @@ async function worker(queue: Planned[], ruleset: Ruleset, ex: Expectations, opts
       let next = lab.ports.min;
       let sysctlsSet = false;
       for (let p = queue.shift(); p; p = queue.shift()) {
+        p.rows = rowsFor(p.mutant, ex.rows, traces, lab.ports);
+        if (p.rows.length === 0) continue;
         if (next + p.rows.length + taken.size > lab.ports.max) {
           queue.unshift(p);
           break;

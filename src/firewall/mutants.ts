@@ -27,6 +27,9 @@ export interface Mutant {
   policy?: string;
   /** whether only the rows that reached these rules (or policy) can notice (see selection in mutant-run.ts) */
   localToReached: boolean;
+  /** a port mutant's new port, an address mutant's new network: packets that may match it now */
+  newPort?: number;
+  newNet?: { address: string; prefix: number };
   text: string;
 }
 
@@ -164,14 +167,15 @@ export function mutantsOf(model: RuleModel, ruleset: Ruleset): Mutant[] {
     add({ kind: 'delete', line: r.line, change: 'rule deleted', rules: [r.id], localToReached: true, text: del });
     const port = editRule(text, r, PORT[model.format], (m) => `${m[1]}${m[2]}${Number(m[3]) === 65535 ? 65534 : Number(m[3]) + 1}`);
     const pm = PORT[model.format].exec(r.text);
-    if (port && pm) add({ kind: 'port', line: r.line, change: `port ${pm[3]} → ${Number(pm[3]) === 65535 ? 65534 : Number(pm[3]) + 1}`, rules: [r.id], localToReached: false, text: port });
+    const newPort = pm && (Number(pm[3]) === 65535 ? 65534 : Number(pm[3]) + 1);
+    if (port && pm) add({ kind: 'port', line: r.line, change: `port ${pm[3]} → ${newPort}`, rules: [r.id], localToReached: false, newPort: newPort!, text: port });
     const am = ADDR[model.format].exec(r.text);
     if (am) {
       const prefix = am[6] ? Number(am[6]) : 32;
       if (prefix > 0) {
         const to = otherAddress(am[4]!, prefix);
         const t = editRule(text, r, ADDR[model.format], (m) => `${m[1]}${m[2]}${m[3]}${to}${m[5] ?? ''}`);
-        if (t) add({ kind: 'address', line: r.line, change: `address ${am[4]}${am[5] ?? ''} → ${to}${am[5] ?? ''}`, rules: [r.id], localToReached: false, text: t });
+        if (t) add({ kind: 'address', line: r.line, change: `address ${am[4]}${am[5] ?? ''} → ${to}${am[5] ?? ''}`, rules: [r.id], localToReached: false, newNet: { address: to, prefix }, text: t });
       }
     }
   }

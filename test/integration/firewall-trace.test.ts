@@ -110,12 +110,13 @@ describe('firewall-test: the deciding rule, coverage and mutants (netns)', funct
       const known = [lineOf(file, rules.endsWith('.nft') ? 'saddr 192.0.2.0/24' : '-s 192.0.2.0/24'), lineOf(file, 'dport 9999'), lineOf(file, 'udp')];
       expect(unreached).to.deep.equal(known);
       expect(out.coverage).to.deep.equal({ reached: 3, total: 6, percent: 50 });
+      expect(out.rows.find((x) => x.name === 'port 10000')!.decidedBy).to.deep.include({ text: rules.endsWith('.nft') ? 'forward policy drop' : 'FORWARD policy DROP', policy: true });
       expect(out.rules.find((x) => x.line === lineOf(file, 'dport 22'))!.rows).to.deep.equal([1]);
       expect(out.rules.find((x) => x.line === lineOf(file, 'dport 23'))!.rows).to.deep.equal([2]);
       // the text report names them too
       const below = await firewallTest('--rules', file, '--expect', expectFile, '--min-coverage', '51');
       expect(below.code, below.stderr).to.equal(1);
-      expect(below.stdout).to.match(/0 wrong, 3 correct out of 3 rows/);
+      expect(below.stdout).to.match(/0 wrong, 4 correct out of 4 rows/);
       expect(below.stdout).to.include('Coverage: 3 of 6 rules reached by a row (50%)');
       for (const line of known) expect(below.stdout).to.match(new RegExp(`Rules no row reaches \\(3\\)[\\s\\S]*${rules.replace('.', '\\.')}:${line} `));
       expect(below.stderr).to.include('coverage 50% (3 of 6 rules) is below --min-coverage 51%');
@@ -150,7 +151,7 @@ describe('firewall-test: the deciding rule, coverage and mutants (netns)', funct
     expect(r.labIds.length).to.be.greaterThan(1);
   });
 
-  it('--mutants on the nft coverage example: reject with tcp reset → drop is killed by its row; the port of an unreached rule changed is run against every row and survives', async () => {
+  it('--mutants on the nft coverage example: reject with tcp reset → drop is killed by its row; mutants of unreached rules survive unless a row has their new port', async () => {
     const file = fixture('firewall/coverage/coverage.nft');
     const r = await firewallTest('--rules', file, '--expect', fixture('firewall/coverage/coverage.expect.yaml'), '--mutants', '--json', '--jobs', '2');
     expect(r.code, r.stderr).to.equal(0);
@@ -158,8 +159,15 @@ describe('firewall-test: the deciding rule, coverage and mutants (netns)', funct
     const reset = out.mutants!.find((m) => m.line === lineOf(file, 'dport 23 reject') && m.change === 'reject with tcp reset → drop')!;
     expect(reset).to.deep.include({ status: 'killed' });
     expect(reset.killedBy.map((k) => [k.name, k.observed])).to.deep.equal([['telnet', 'drop']]);
+    // unreached rules: the UDP port moved and the foreign source's verdict flipped change nothing any row sends
+    const udp = out.mutants!.find((m) => m.line === lineOf(file, 'udp dport 53') && m.kind === 'port')!;
+    expect(udp).to.deep.include({ change: 'port 53 → 54', status: 'survived', killedBy: [], rowsRun: [] });
+    const foreign = out.mutants!.find((m) => m.line === lineOf(file, 'saddr 192.0.2.0/24') && m.kind === 'verdict')!;
+    expect(foreign).to.deep.include({ change: 'drop → accept', status: 'survived', killedBy: [], rowsRun: [] });
+    // ... but 9999 → 10000 makes the unreached rule match the row to 10000: run against it, and killed
     const port = out.mutants!.find((m) => m.line === lineOf(file, 'dport 9999') && m.kind === 'port')!;
-    expect(port).to.deep.include({ change: 'port 9999 → 10000', status: 'survived', killedBy: [], rowsRun: [1, 2, 3] });
+    expect(port).to.deep.include({ change: 'port 9999 → 10000', status: 'killed', rowsRun: [4] });
+    expect(port.killedBy.map((k) => [k.name, k.observed])).to.deep.equal([['port 10000', 'reach']]);
     // the 22 → 23 port mutant lets telnet through: two rows notice it
     const ssh = out.mutants!.find((m) => m.line === lineOf(file, 'dport 22 accept') && m.kind === 'port')!;
     expect(ssh.killedBy.map((k) => k.name)).to.deep.equal(['ssh', 'telnet']);

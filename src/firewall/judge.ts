@@ -21,7 +21,7 @@ export interface Judgement {
 }
 
 /** Answers later than the drop wait (plus a margin for the capture's own delay) come too late to count. */
-const GRACE_S = 0.25;
+export const GRACE_S = 0.25;
 
 function seq32(a: number, n: number): number {
   return (a + n) >>> 0;

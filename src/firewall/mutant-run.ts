@@ -16,6 +16,7 @@
 // port; every row when the new port is one of the lab's client ports) or an address of the
 // new network (every row, when it holds one of the lab's addresses). Without a trace, every
 // row is run.
+import { setTimeout as delay } from 'node:timers/promises';
 import { InputError, withDeadline } from '../errors.js';
 import { newLabId, type Backend, type Lab } from '../lab/backend.js';
 import { Connections } from '../run/connections.js';
@@ -24,10 +25,13 @@ import { LabSession } from '../run/session.js';
 import { ADDRESS, CAPTURE_POINTS, FIREWALL_ADDRESSES, type Observations } from '../vocabulary.js';
 import type { RowTrace } from './coverage.js';
 import type { Expectations, PlannedRow } from './expectations.js';
-import { judgeRow } from './judge.js';
+import { GRACE_S, judgeRow } from './judge.js';
 import { listenForRows, runFolder, runRow } from './matrix.js';
 import type { Mutant, MutantReport, MutantResult } from './mutants.js';
 import { applyRuleset, type Ruleset } from './ruleset.js';
+
+/** Margin for the last packets to be captured (as the session's own settle). */
+const SETTLE_MS = 50;
 
 export interface MutantRunOptions {
   backend: Backend;
@@ -135,6 +139,10 @@ async function worker(queue: Planned[], ruleset: Ruleset, ex: Expectations, trac
           p.ports.set(r.index, next++);
         }
         await session.guard(Promise.all(p.rows.map((r) => runRow(r, p.ports!.get(r.index)!, session.agents, connections, opts.dropWaitMs, `m${p.mutant.id}r${r.index}`))));
+        // The judge counts answers up to the drop wait plus a grace after each row's segment:
+        // the next mutant's ruleset must not be the one a late answer crosses (a SYN-ACK the
+        // server retransmits after a second would otherwise pass the next ruleset in time).
+        await session.guard(delay(GRACE_S * 1000 + SETTLE_MS));
         done.push(p);
       }
       await session.finish(async () => undefined);

@@ -141,6 +141,11 @@ describe('firewall-test: the deciding rule, coverage and mutants (netns)', funct
     const reset = out.mutants!.find((m) => m.line === lineOf(file, '--dport 23 -j REJECT') && m.change === 'REJECT tcp-reset → DROP')!;
     expect(reset.status).to.equal('killed');
     expect(reset.killedBy).to.deep.equal([{ row: 4, name: 'telnet', expected: 'reset-by-firewall', observed: 'drop' }]);
+    // ESTABLISHED → DROP: every row whose answer is a reply notices it. (Each mutant has a lab to
+    // itself until its rows' answers can no longer count: a SYN-ACK the server retransmits after
+    // a second must not cross the next mutant's ruleset and pass for an answer.)
+    const established = out.mutants!.filter((m) => m.line === lineOf(file, 'RELATED,ESTABLISHED -j ACCEPT'));
+    expect(established.map((m) => [m.change, m.killedBy.map((k) => k.row)])).to.deep.equal([['ACCEPT → DROP', [1, 2, 3, 8, 9]], ['rule deleted', [1, 2, 3, 8, 9]]]);
     // INVALID packets: no row makes one; its DROP flipped to ACCEPT survives (no row's packet matches it: no lab needed)
     const invalid = out.mutants!.find((m) => m.line === lineOf(file, '--ctstate INVALID -j DROP') && m.kind === 'verdict')!;
     expect(invalid).to.deep.include({ status: 'survived', killedBy: [], rowsRun: [] });

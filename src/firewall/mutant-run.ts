@@ -78,16 +78,16 @@ export async function runMutants(mutants: Mutant[], ruleset: Ruleset, ex: Expect
   const obsOf = new Map<Planned, Observations>();
   // one lab failing stops the others (each takes its lab down) before the failure is reported
   const stop = new AbortController();
-  const onAbort = () => stop.abort();
+  const onAbort = () => stop.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  if (opts.signal?.aborted) stop.abort();
-  const settled = await Promise.allSettled(Array.from({ length: labs }, () => worker(queue, ruleset, ex, traces, { ...opts, signal: stop.signal }, obsOf).catch((e: unknown) => {
-    stop.abort();
-    throw e;
+  if (opts.signal?.aborted) onAbort();
+  let first: { e: unknown } | undefined;
+  await Promise.allSettled(Array.from({ length: labs }, () => worker(queue, ruleset, ex, traces, { ...opts, signal: stop.signal }, obsOf).catch((e: unknown) => {
+    first ??= { e };
+    stop.abort(e);
   })));
   opts.signal?.removeEventListener('abort', onAbort);
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) throw failed.reason;
+  if (first) throw first.e;
   const results: MutantResult[] = planned.map((p) => {
     if (p.refusal !== undefined) return { mutant: p.mutant, status: 'refused', killedBy: [], rowsRun: p.rows.map((r) => r.index), refusal: p.refusal };
     const obs = obsOf.get(p);

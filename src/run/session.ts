@@ -54,10 +54,11 @@ export class LabSession {
   private captures: Capture[] = [];
   private traceStart?: Promise<KernelResetTrace | undefined>;
   private readonly stop = new AbortController();
-  private readonly onSignal = () => this.stop.abort();
+  // (the signal's own reason goes on: a signal name means Ctrl-C, exit 130, not a broken lab)
+  private readonly onSignal = () => this.stop.abort(this.opts.signal?.reason);
 
   constructor(private readonly opts: SessionOptions) {
-    if (opts.signal?.aborted) this.stop.abort();
+    if (opts.signal?.aborted) this.stop.abort(opts.signal.reason);
     opts.signal?.addEventListener('abort', this.onSignal, { once: true });
   }
 

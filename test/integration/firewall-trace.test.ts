@@ -12,7 +12,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, fixture, rstlab, type CliResult } from '../helpers.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { ROOT, fixture, rstlab, startCli, type CliResult } from '../helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rstlab-fwtrace-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -177,6 +178,21 @@ describe('firewall-test: the deciding rule, coverage and mutants (netns)', funct
     const ssh = out.mutants!.find((m) => m.line === lineOf(file, 'dport 22 accept') && m.kind === 'port')!;
     expect(ssh.killedBy.map((k) => k.name)).to.deep.equal(['ssh', 'telnet']);
     expect(leftOf(r.labIds)).to.deep.equal([]);
+  });
+
+  it('Ctrl-C while mutants run: exit 130, every mutant lab taken down', async () => {
+    const runsDir = join(tmp, 'runs-interrupted');
+    const { child, done } = startCli(['firewall-test', '--runs-dir', runsDir, '--rules', example('gateway-iptables.rules'), '--expect', example('gateway-iptables.expect.yaml'), '--mutants']);
+    const mutantLabs = () => (existsSync(runsDir) ? readdirSync(runsDir).filter((d) => d.includes('-firewall-mutants-')) : []);
+    for (let i = 0; i < 300 && mutantLabs().length === 0; i++) await delay(100);
+    expect(mutantLabs()).to.not.deep.equal([]);
+    await delay(500);
+    child.kill('SIGINT');
+    const r = await done;
+    expect(r.code, r.stderr).to.equal(130);
+    expect(r.stderr).to.not.match(/internal error/);
+    const labIds = readdirSync(runsDir).map((d) => /firewall-(?:test|mutants)-(\w+)$/.exec(d)?.[1]).filter((x): x is string => !!x);
+    expect(leftOf(labIds)).to.deep.equal([]);
   });
 
   it('--mutants is not run when the matrix fails on the ruleset itself', async () => {

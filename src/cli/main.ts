@@ -243,7 +243,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--no-trace', 'do not record kernel RST reasons from tracefs')
     .option('--min-coverage <percent>', 'fail (exit 1) when fewer of the ruleset\'s rules than this are reached by a row')
     .option('--mutants', 'also run the matrix against one-rule mutants of the ruleset and report which rows kill each')
-    .option('--jobs <n>', 'labs at once for --mutants', '4')
+    .option('--jobs <n>', 'labs at once for --mutants (default 4)')
     .action(async (opts: FirewallTestOptions) => {
       backendName(opts.backend);
       const controller = new AbortController();

@@ -49,7 +49,7 @@ export interface TracedPacket {
   flags: number;
   /** an ICMP error the firewall made (its quoted ports are not in the trace) */
   icmp?: boolean;
-  /** the base chain each hook's events started in, in order */
+  /** every rule and policy event of the packet, hook after hook, in order (rstlab's own left out) */
   events: TraceEvent[];
 }
 
@@ -224,10 +224,7 @@ export async function startRuleTrace(lab: Lab, model: RuleModel, loadOutput: str
     handles = mapHandles(model.rules, listed, notes);
     argv = ['stdbuf', '-oL', 'xtables-monitor', '--trace', '--event', '-4'];
   } else {
-    const echoed = echoedHandles(loadOutput);
-    const byTable = new Map<string, number[]>();
-    for (const [k, h] of echoed) byTable.set(k, h);
-    handles = mapHandles(model.rules.map((r) => ({ ...r, insertAt: undefined })), byTable, notes);
+    handles = mapHandles(model.rules, echoedHandles(loadOutput), notes);
     argv = ['stdbuf', '-oL', 'nft', '-a', 'monitor'];
   }
   const monitor: LabProcess = lab.spawn(host, argv);

@@ -112,7 +112,8 @@ function iptablesModel(text: string): RuleModel {
       const at = lineStart + lead + 1 + pol[1]!.length + t.slice(1 + pol[1]!.length).search(/\S/);
       policies.push({ table, chain: pol[1]!, line: i + 1, start: at, end: at + pol[2]!.length, policy: pol[2]! });
     }
-    const cmd = /^(-A|--append|-I|--insert)\s+(\S+)(?:\s+(\d+)(?=\s))?/.exec(t);
+    // (iptables-save -c puts each rule's counters first: [packets:bytes] -A ...)
+    const cmd = /^(?:\[\d+:\d+\]\s+)?(-A|--append|-I|--insert)\s+(\S+)(?:\s+(\d+)(?=\s))?/.exec(t);
     if (!cmd) return;
     const insert = cmd[1] === '-I' || cmd[1] === '--insert';
     rules.push({

@@ -26,6 +26,15 @@ describe('firewall rules, traces and mutants', () => {
     expect([fwd.line, text.slice(fwd.start, fwd.end)]).to.deep.equal([lineOf(text, ':FORWARD DROP'), 'DROP']);
   });
 
+  it('reads iptables-save -c output (counters before each rule) and -I with a position', () => {
+    const m = ruleModel('iptables', '*filter\n:FORWARD DROP [3:180]\n[5:300] -A FORWARD -p tcp --dport 22 -j ACCEPT\n-I FORWARD 1 -p tcp --dport 23 -j DROP\nCOMMIT\n');
+    expect(m.rules.map((r) => [r.line, r.verdict, r.insertAt])).to.deep.equal([[3, 'accept', undefined], [4, 'drop', 1]]);
+    const notes: string[] = [];
+    const handles = mapHandles(m.rules, new Map([['filter FORWARD', [7, 6]]]), notes);
+    // the rule inserted first is listed first: handle 7 is the -I line's
+    expect([handles.get('filter 7')?.line, handles.get('filter 6')?.line]).to.deep.equal([4, 3]);
+  });
+
   it('reads nft statements as nft does: blocks, anonymous sets over lines, ; separators, comments and strings, top-level add rule', () => {
     const text = [
       'flush ruleset',

@@ -106,7 +106,7 @@ export async function firewallTestCommand(o: FirewallTestOptions, signal: AbortS
     const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
     process.stdout.write(`${renderTable(results, ruleset, ex, run, color)}\n`);
     if (coverage) process.stdout.write(`\n${renderCoverage(ruleset.file, coverage)}\n`);
-    if (mutants) process.stdout.write(`\n${renderMutants(ruleset.file, mutants)}\n`);
+    if (mutants) process.stdout.write(`\n${renderMutants(ruleset.file, mutants, model)}\n`);
   }
   if (minCoverage !== undefined && coverage === undefined) {
     process.stderr.write(`rstlab: --min-coverage ${minCoverage}: no coverage without a rule trace\n`);

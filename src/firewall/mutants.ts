@@ -218,7 +218,9 @@ export function renderMutants(file: string, rep: MutantReport, model?: RuleModel
   const out = [`Mutants: ${s.killed} killed, ${s.survived} survived${s.refused ? `, ${s.refused} refused by the tool` : ''}: mutation score ${s.percent.toFixed(0)}% (${rep.results.length} mutants, ${rep.labs} labs, ${rep.seconds.toFixed(1)} s)`];
   for (const r of rep.results) {
     const at = `${name}:${r.mutant.line}`;
-    const what = `${r.mutant.change}${ruleText(model, r.mutant) ? `: ${ruleText(model, r.mutant)}` : ''}`;
+    const change = r.mutant.change;
+    // a survivor shows its rule: it is the one to write a row for
+    const what = r.status === 'survived' && ruleText(model, r.mutant) ? `${change} in ${ruleText(model, r.mutant)}` : change;
     if (r.status === 'killed') out.push(`  killed    ${at}  ${what}  — by ${r.killedBy.map((k) => `row ${k.row.index} ${k.row.name} (${k.observed})`).join(', ')}`);
     else if (r.status === 'refused') out.push(`  refused   ${at}  ${what}  — ${r.refusal ?? ''}`);
     else {

@@ -60,7 +60,7 @@ async function all(env: NodeJS.ProcessEnv): Promise<void> {
     const reports = JSON.parse(r.stdout) as Report[];
     const failed = reports.filter((x) => !x.passed).length;
     const longest = reports.reduce((a, b) => (b.timings.total > a.timings.total ? b : a));
-    const vs = jobs === 1 ? '' : `   (${aim(r.wall, ALL_AIM_FACTOR * longest.timings.total)}: ${ALL_AIM_FACTOR} × the longest, ${longest.scenario} ${longest.variant}${ms(longest.timings.total)})`;
+    const vs = jobs === 1 ? '' : `   (${aim(r.wall, ALL_AIM_FACTOR * longest.timings.total)}: ${ALL_AIM_FACTOR} × the longest, ${longest.scenario} ${longest.variant},${ms(longest.timings.total)})`;
     console.log(`run --all --jobs ${jobs}: ${ms(r.wall)} for ${reports.length} runs (${failed} failed)${vs}`);
     if (jobs !== 1) continue;
     console.log(`  ${'scenario'.padEnd(26)} ${'variant'.padEnd(8)} ${'total'.padStart(8)} ${'protocol'.padStart(8)} ${'overhead'.padStart(8)}`);

@@ -45,14 +45,51 @@ export const TOPOLOGY = {
   subnets: { a: '10.0.1.0/24', b: '10.0.2.0/24' },
 } as const;
 
-/** The address of each end host. */
+/**
+ * The same lab over IPv6 (every lab is dual-stack, on both backends): unique local
+ * addresses (RFC 4193, fd00::/8), one /64 per net, the firewall ::1 on each, the end hosts ::2.
+ */
+export const TOPOLOGY6 = {
+  client: { address: 'fd00:1::2', prefix: 64, gateway: 'fd00:1::1' },
+  firewall: { addresses: { eth0: 'fd00:1::1', eth1: 'fd00:2::1' }, prefix: 64 },
+  server: { address: 'fd00:2::2', prefix: 64, gateway: 'fd00:2::1' },
+  subnets: { a: 'fd00:1::/64', b: 'fd00:2::/64' },
+} as const;
+
+/** The IP versions a run can use: every scenario and firewall-test row runs over one of them. */
+export const FAMILIES = [4, 6] as const;
+export type Family = (typeof FAMILIES)[number];
+/** What TTL is called in each family's header (IPv6: hop limit, RFC 8200 §3). */
+export const TTL_WORD: Record<Family, string> = { 4: 'TTL', 6: 'hop limit' };
+
+/** The lab's addresses in one family. */
+export function topologyOf(family: Family): { client: { address: string; gateway: string }; server: { address: string; gateway: string }; firewall: { addresses: { eth0: string; eth1: string } }; subnets: { a: string; b: string } } {
+  return family === 6 ? TOPOLOGY6 : TOPOLOGY;
+}
+
+/** The address of each end host (IPv4). */
 export const ADDRESS: Record<EndHost, string> = {
   client: TOPOLOGY.client.address,
   server: TOPOLOGY.server.address,
 };
 
-/** The firewall's own addresses (one on each net). */
+/** The address of an end host in a family. */
+export function addressOf(host: EndHost, family: Family = 4): string {
+  return topologyOf(family)[host].address;
+}
+
+/** The firewall's own addresses (one on each net), IPv4. */
 export const FIREWALL_ADDRESSES: readonly string[] = Object.values(TOPOLOGY.firewall.addresses);
+
+/** The firewall's own addresses in a family. */
+export function firewallAddresses(family: Family = 4): readonly string[] {
+  return Object.values(topologyOf(family).firewall.addresses);
+}
+
+/** The family of an address as text: IPv6 has colons. */
+export function familyOf(address: string): Family {
+  return address.includes(':') ? 6 : 4;
+}
 
 /** Where each capture point listens: a host and one of its interfaces. */
 export const CAPTURE_INTERFACE = {
@@ -70,14 +107,16 @@ export const POINT_HOST: Record<CapturePoint, Host> = {
   server: CAPTURE_INTERFACE.server.host,
 };
 
-export const HOST_OF_ADDRESS: ReadonlyMap<string, Host> = new Map<string, Host>([
-  [TOPOLOGY.client.address, 'client'],
-  [TOPOLOGY.server.address, 'server'],
-  [TOPOLOGY.firewall.addresses.eth0, 'firewall'],
-  [TOPOLOGY.firewall.addresses.eth1, 'firewall'],
-]);
+export const HOST_OF_ADDRESS: ReadonlyMap<string, Host> = new Map<string, Host>(
+  [TOPOLOGY, TOPOLOGY6].flatMap((t) => [
+    [t.client.address, 'client'],
+    [t.server.address, 'server'],
+    [t.firewall.addresses.eth0, 'firewall'],
+    [t.firewall.addresses.eth1, 'firewall'],
+  ] as [string, Host][]),
+);
 
-/** The lab host that owns an address; undefined for any other address. */
+/** The lab host that owns an address (IPv4 or IPv6); undefined for any other address. */
 export function hostOf(address: string): Host | undefined {
   return HOST_OF_ADDRESS.get(address);
 }
@@ -93,13 +132,53 @@ function ipv4(address: string): number | undefined {
   return m.slice(1).reduce((acc, part) => acc * 256 + Number(part), 0);
 }
 
+/** An IPv6 address's 128 bits; undefined for anything else. */
+export function ipv6Bits(address: string): bigint | undefined {
+  if (!/^[0-9a-fA-F:]+$/.test(address) || address.split('::').length > 2) return undefined;
+  const [head, tail] = address.includes('::') ? address.split('::') as [string, string] : [address, undefined];
+  const words = (s: string) => (s === '' ? [] : s.split(':'));
+  const h = words(head);
+  const t = tail === undefined ? [] : words(tail);
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+/** Whether an address (IPv4 or IPv6) lies in a subnet of the same family. */
 export function inSubnet(address: string, cidr: string): boolean {
   const [net, bits] = cidr.split('/');
+  if (familyOf(cidr) === 6) {
+    const a = ipv6Bits(address);
+    const n = ipv6Bits(net ?? '');
+    if (a === undefined || n === undefined) return false;
+    const shift = BigInt(128 - Number(bits));
+    return a >> shift === n >> shift;
+  }
   const a = ipv4(address);
   const n = ipv4(net ?? '');
   if (a === undefined || n === undefined) return false;
   const size = 2 ** (32 - Number(bits));
   return Math.floor(a / size) === Math.floor(n / size);
+}
+
+/** RFC 5952 text form of 16 address bytes, as inet_ntop (and so tcpdump and the kernel's
+ * tracepoints) print it: "fd00:1::2", "::1"; a v4-mapped address as ::ffff:a.b.c.d. */
+export function formatIPv6(a: Uint8Array): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((a[i]! << 8) | a[i + 1]!);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return `::ffff:${[...a.subarray(12)].join('.')}`;
+  // Longest run of two or more zero groups (the first one on a tie) becomes "::".
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) [bestStart, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -111,14 +190,15 @@ export const PATH_TO_A: readonly CapturePoint[] = ['server', 'firewall-b', 'fire
 export const PATH_TO_B: readonly CapturePoint[] = ['client', 'firewall-a', 'firewall-b', 'server'];
 /** On either path the firewall forwards between the 2nd and the 3rd point: from index 2 on, one hop is lost. */
 export const FIRST_POINT_PAST_ROUTER = 2;
-/** Linux's net.ipv4.ip_default_ttl; every lab host keeps it. */
+/** Linux's net.ipv4.ip_default_ttl, and the IPv6 hop limit (net.ipv6.conf.*.hop_limit); every lab host keeps both. */
 export const DEFAULT_TTL = 64;
 
 /** The path a packet takes, from its destination's subnet (else from its source's). */
 export function pathOf(p: { src: string; dst: string }): readonly CapturePoint[] {
-  if (inSubnet(p.dst, TOPOLOGY.subnets.a)) return PATH_TO_A;
-  if (inSubnet(p.dst, TOPOLOGY.subnets.b)) return PATH_TO_B;
-  if (inSubnet(p.src, TOPOLOGY.subnets.a)) return PATH_TO_B;
+  const { subnets } = topologyOf(familyOf(p.dst));
+  if (inSubnet(p.dst, subnets.a)) return PATH_TO_A;
+  if (inSubnet(p.dst, subnets.b)) return PATH_TO_B;
+  if (inSubnet(p.src, subnets.a)) return PATH_TO_B;
   return PATH_TO_A;
 }
 

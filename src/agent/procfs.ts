@@ -2,7 +2,7 @@
 // (/proc/self/net follows the reading process's namespace): what nstat and ss show,
 // without starting a process.
 import { readFileSync } from 'node:fs';
-import type { SocketEntry } from '../vocabulary.js';
+import { formatIPv6, type SocketEntry } from '../vocabulary.js';
 
 /** Counters named as nstat names them: TcpExtListenOverflows, TcpAttemptFails, ... */
 export function readCounters(): Record<string, number> {
@@ -37,9 +37,7 @@ function ipv6(hex: string): string {
   const bytes = Buffer.alloc(16);
   for (let w = 0; w < 4; w++) bytes.writeUInt32LE(parseInt(hex.slice(w * 8, w * 8 + 8), 16), w * 4);
   if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return [...bytes.subarray(12)].join('.');
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-  return groups.join(':');
+  return formatIPv6(bytes); // as the capture and the tracepoint print it (RFC 5952)
 }
 
 /**

@@ -5,8 +5,10 @@ import type { Lab } from '../lab/backend.js';
 import { DeadlineError, LabBrokeError, withDeadline } from '../errors.js';
 import { CAPTURE_INTERFACE, type CapturePoint } from '../vocabulary.js';
 
-/** What every capture point records: TCP, and the ICMP errors about it. */
-export const CAPTURE_FILTER = 'tcp or icmp or icmp6';
+/** What every capture point records: TCP, and the ICMP errors about it. ICMPv6 errors are
+ * types 0-127 (RFC 4443 §2.1); neighbour discovery (133-137) and the rest of ICMPv6's
+ * informational messages are not lab traffic, and stay out of the pcaps, ladders and verdicts. */
+export const CAPTURE_FILTER = 'tcp or icmp or (icmp6 and ip6[40] < 128)';
 
 export interface Capture {
   readonly point: CapturePoint;

@@ -12,7 +12,7 @@
 // offload) the kernel hands tcpdump segments whose checksum is not filled in.
 
 import { readFile } from 'node:fs/promises';
-import type { IcmpError, TcpOptions, TcpPacket } from '../vocabulary.js';
+import { formatIPv6, type IcmpError, type TcpOptions, type TcpPacket } from '../vocabulary.js';
 
 const PCAP_MAGIC_USEC = 0xa1b2c3d4;
 const PCAP_MAGIC_NSEC = 0xa1b23c4d;
@@ -376,26 +376,6 @@ function decodeIPv6(ip: Buffer, time: number): TcpPacket | IcmpError | undefined
   };
   if (next === IPPROTO_ICMPV6) return decodeIcmpv6(ip.subarray(off), head, time);
   return decodeTcp(ip.subarray(off), tcpLen, head, time);
-}
-
-/** RFC 5952 text form, as inet_ntop (and so tcpdump) prints it: "::1", "fe80::1". */
-function formatIPv6(a: Buffer): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(a.readUInt16BE(i));
-  // IPv4-mapped addresses keep the dotted quad (RFC 5952 section 5).
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return `::ffff:${a.subarray(12).join('.')}`;
-  // Longest run of two or more zero groups (the first one on a tie) becomes "::".
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) [bestStart, bestLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
 // --- TCP --------------------------------------------------------------------

@@ -91,7 +91,9 @@ async function main(argv: string[]): Promise<number> {
     .option('--mystery', 'an exercise: print only the ladder and the pcaps\' folder, no cause, explanation or verdict (rstlab reveal shows them)')
     .option('--random', 'run a scenario picked at random (its cause)')
     .option('--lab <id>', 'run inside a kept lab (rstlab lab up), so a class can watch it live; the lab stays up')
+    .option('--family <4|6|both>', 'the IP version: 4 (default), 6, or both (each run twice); a scenario with no IPv6 form is skipped over IPv6, with its reason', '4')
     .action(async (scenario: string | undefined, opts: RunCommandOptions, cmd: Command) => {
+      if (!['4', '6', 'both'].includes(String(opts.family))) throw new InputError(`--family ${opts.family}: use 4, 6 or both`);
       if (!scenario && !opts.all && !opts.random) throw new InputError('name a scenario (rstlab list shows them), or use --all or --random');
       if (opts.all) {
         // --all runs every scenario and every variant: naming one as well is a contradiction

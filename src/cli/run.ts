@@ -14,6 +14,7 @@ import { checkOutputFile, checkRunsDir, checkSysctls } from '../run/preflight.js
 import { runScenario, type RunResult } from '../run/runner.js';
 import { listScenarios, loadScenario } from '../scenario/load.js';
 import { planFor, type Plan } from '../scenario/plan.js';
+import { FAMILIES, type Family } from '../vocabulary.js';
 
 export interface RunCommandOptions {
   variant: string;
@@ -35,6 +36,13 @@ export interface RunCommandOptions {
   random?: boolean;
   /** the id of a kept lab to run in (rstlab lab up) */
   lab?: string;
+  /** the IP version(s): '4' (default), '6' or 'both' */
+  family?: string;
+}
+
+/** The families --family names. */
+export function familiesOf(family: string | undefined): Family[] {
+  return family === 'both' ? [...FAMILIES] : family === '6' ? [6] : [4];
 }
 
 /** Exit code of an interrupted run (128 + SIGINT), after the lab is down. */
@@ -93,7 +101,7 @@ async function runAll(plans: Plan[], backend: Backend, opts: RunCommandOptions, 
         results[i] = r;
         done++;
         const verdict = r.verdict.passed ? 'PASS' : 'FAIL';
-        if (plans.length > 1) process.stderr.write(`[${done}/${plans.length}] ${verdict} ${plan.name} ${plan.variant} (${(r.timings.total / 1000).toFixed(1)} s)\n`);
+        if (plans.length > 1) process.stderr.write(`[${done}/${plans.length}] ${verdict} ${plan.name} ${plan.variant}${plan.family === 6 ? ' IPv6' : ''} (${(r.timings.total / 1000).toFixed(1)} s)\n`);
       } catch (e) {
         // the runs this stops end with AbortedError: only the first real error counts
         if (!(e instanceof AbortedError) && firstError === undefined) {
@@ -111,16 +119,24 @@ async function runAll(plans: Plan[], backend: Backend, opts: RunCommandOptions, 
   return results;
 }
 
-function summaryTable(results: RunResult[]): string {
+function summaryTable(results: RunResult[], skipped: Plan[]): string {
+  const v6 = skipped.length > 0 || results.some((r) => r.plan.family === 6);
+  const ip = (p: Plan) => (v6 ? [`IPv${p.family}`] : []);
   const rows = results.map((r) => {
     const senders = [...new Set(r.verdict.rsts.map((s) => (s.ipSource && s.ipSource !== s.from ? `${s.from} (as ${s.ipSource})` : s.from ?? '?')))];
-    return [r.plan.name, r.plan.variant, r.verdict.passed ? 'PASS' : 'FAIL', senders.join(', ') || '-', `${(r.timings.total / 1000).toFixed(2)} s`];
+    return [r.plan.name, r.plan.variant, ...ip(r.plan), r.verdict.passed ? 'PASS' : 'FAIL', senders.join(', ') || '-', `${(r.timings.total / 1000).toFixed(2)} s`];
   });
-  const head = ['scenario', 'variant', 'verdict', 'RST sent by', 'time'];
+  for (const p of skipped) rows.push([p.name, p.variant, ...ip(p), 'SKIP', `no IPv6 form: ${p.skip}`, '-']);
+  const head = ['scenario', 'variant', ...(v6 ? ['family'] : []), 'verdict', 'RST sent by', 'time'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const passed = results.filter((r) => r.verdict.passed).length;
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '', `${passed} passed, ${results.length - passed} failed`].join('\n');
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '', `${passed} passed, ${results.length - passed} failed${skipped.length > 0 ? `, ${skipped.length} skipped over IPv6 (each says why)` : ''}`].join('\n');
+}
+
+/** A run's name in JUnit: its variant, and the family where it is IPv6. */
+function variantName(p: Plan): string {
+  return p.family === 6 ? `${p.variant} (IPv6)` : p.variant;
 }
 
 export async function runCommand(scenario: string | undefined, opts: RunCommandOptions, signal: AbortSignal): Promise<number> {
@@ -131,13 +147,18 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
     : opts.random
       ? [(await import('./mystery.js')).pickRandom(await listScenarios(scenariosDir()))]
       : [await loadScenario(scenarioFile(scenario!))];
+  const families = familiesOf(opts.family);
   if (opts.all) {
-    plans = loaded.flatMap((s) => s.variants.map((v) => planFor(s, v)));
+    plans = families.flatMap((f) => loaded.flatMap((s) => s.variants.map((v) => planFor(s, v, undefined, f))));
   } else if (opts.random) {
-    plans = [planFor(loaded[0]!, 'cause')];
+    plans = families.map((f) => planFor(loaded[0]!, 'cause', undefined, f));
   } else {
-    plans = [planFor(loaded[0]!, opts.variant, opts.expectOf)];
+    plans = families.map((f) => planFor(loaded[0]!, opts.variant, opts.expectOf, f));
   }
+  // A scenario with no IPv6 form is skipped over IPv6, and says why (its ipv6.skip): never silently.
+  const skipped = plans.filter((p) => p.skip !== undefined);
+  plans = plans.filter((p) => p.skip === undefined);
+  for (const p of skipped) process.stderr.write(`SKIP ${p.name} ${p.variant} over IPv6: ${p.skip}\n`);
   for (const s of loaded) await checkSysctls(s);
   await checkRunsDir(opts.runsDir);
   if (opts.junit) await checkOutputFile(opts.junit, '--junit');
@@ -148,7 +169,7 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
   try {
     // check() may build the Docker image first: Ctrl-C must not wait for that
     await abortable(backend.check(toolsFor(plans)), signal);
-    results = await runAll(plans, backend, opts, signal, kept?.lab);
+    results = plans.length > 0 ? await runAll(plans, backend, opts, signal, kept?.lab) : [];
   } catch (e) {
     if (e instanceof AbortedError) return EXIT_INTERRUPTED;
     throw e;
@@ -156,7 +177,10 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
 
   if (opts.html && opts.all) process.stderr.write(`every run's report: ${await (await import('../report/html.js')).writeIndexHtml(opts.runsDir, results)}\n`);
   if (opts.junit) {
-    const runs = results.map((r) => ({ name: r.plan.name, variant: r.plan.variant, seconds: r.timings.total / 1000, failure: failureText(r) }));
+    const runs = [
+      ...results.map((r) => ({ name: r.plan.name, variant: variantName(r.plan), seconds: r.timings.total / 1000, failure: failureText(r) })),
+      ...skipped.map((p) => ({ name: p.name, variant: variantName(p), seconds: 0, skipped: `no IPv6 form: ${p.skip}` })),
+    ];
     await writeFileAtomically(opts.junit, junitXml(runs));
   }
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
@@ -164,10 +188,10 @@ export async function runCommand(scenario: string | undefined, opts: RunCommandO
     const hidden = await (await import('./mystery.js')).hideAnswer(results[0]!);
     process.stdout.write(renderMystery(hidden, { color, absoluteSeq: opts.absoluteSeq }) + '\n');
   } else if (opts.json) {
-    const json = results.map(reportJson);
-    process.stdout.write(JSON.stringify(opts.all ? json : json[0], null, 2) + '\n');
-  } else if (opts.all) {
-    process.stdout.write(summaryTable(results) + '\n');
+    const json = [...results.map(reportJson), ...skipped.map((p) => ({ scenario: p.name, variant: p.variant, family: p.family, skipped: p.skip }))];
+    process.stdout.write(JSON.stringify(json.length === 1 ? json[0] : json, null, 2) + '\n');
+  } else if (opts.all || results.length !== 1) {
+    process.stdout.write(summaryTable(results, skipped) + '\n');
   } else {
     process.stdout.write(renderRun(results[0]!, { color, absoluteSeq: opts.absoluteSeq }) + '\n');
   }

@@ -26,6 +26,9 @@ export interface Ruleset {
   file: string;
   format: RulesetFormat;
   text: string;
+  /** an ip6tables-save file (--rules6, a scenario's firewall.ip6tables): iptables-save's
+   * format, loaded by ip6tables-restore */
+  ipv6?: true;
 }
 
 /** Read a regular file of at most `max` bytes (never a FIFO or a device, which could block or never end). */
@@ -74,9 +77,13 @@ export function nftProblems(text: string): LineProblem[] {
 }
 
 /** Read, recognise and check a ruleset file; bad input (exit 2, located) before any lab is built. */
-export async function loadRuleset(file: string, format?: RulesetFormat): Promise<Ruleset> {
+export async function loadRuleset(file: string, format?: RulesetFormat | 'ip6tables'): Promise<Ruleset> {
   const text = await readInputFile(file, 'a ruleset', RULESET_MAX_BYTES);
-  const found = format ?? detectFormat(text);
+  const detected = detectFormat(text);
+  if (format === 'ip6tables' && detected === 'nftables') {
+    throw new InputError('this is an nft ruleset; an nft ruleset covers IPv6 itself (an inet or ip6 table): give it as --rules, and --rules6 only for an ip6tables-save file', file, 1, 1);
+  }
+  const found = format === 'ip6tables' ? 'iptables' : format ?? detected;
   if (!found) {
     throw new InputError('cannot tell the format of this ruleset (iptables-save output starts with *filter, an nft ruleset with table or flush): name it with --format iptables|nftables', file, 1, 1);
   }
@@ -86,7 +93,7 @@ export async function loadRuleset(file: string, format?: RulesetFormat): Promise
     const more = rest.map((p) => `\n${file}:${p.line}:${p.col}: ${p.message}`).join('');
     throw new InputError(`${first!.message}${more}`, file, first!.line, first!.col);
   }
-  return { file, format: found, text };
+  return { file, format: found, text, ...(format === 'ip6tables' ? { ipv6: true as const } : {}) };
 }
 
 /**
@@ -96,10 +103,11 @@ export async function loadRuleset(file: string, format?: RulesetFormat): Promise
  */
 export async function applyRuleset(lab: Lab, host: 'firewall', r: Ruleset): Promise<string> {
   if (r.format === 'iptables') {
-    const res = await lab.exec(host, ['iptables-restore', '-w'], r.text);
+    const restore = r.ipv6 ? 'ip6tables-restore' : 'iptables-restore';
+    const res = await lab.exec(host, [restore, '-w'], r.text);
     if (res.code === 0) return res.stdout;
     const line = /Error occurred at line: (\d+)/.exec(res.stderr)?.[1];
-    throw new InputError(`iptables-restore refused ${line ? `line ${line}` : 'the ruleset'}: ${iptablesError(res.stderr)}`, r.file, line ? Number(line) : undefined);
+    throw new InputError(`${restore} refused ${line ? `line ${line}` : 'the ruleset'}: ${iptablesError(res.stderr)}`, r.file, line ? Number(line) : undefined);
   }
   // --echo --handle: each rule as it is added, with its handle, in file order (trace.ts)
   const res = await lab.exec(host, ['nft', '--echo', '--handle', '-f', '-'], r.text);

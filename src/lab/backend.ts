@@ -2,7 +2,7 @@
 // Nothing outside src/lab/ knows which backend it talks to. The lab's addresses and
 // host names are the vocabulary's (src/vocabulary.ts).
 import type { Readable, Writable } from 'node:stream';
-import { TOPOLOGY, type HostName, type LabHost } from '../vocabulary.js';
+import { TOPOLOGY, TOPOLOGY6, type HostName, type LabHost } from '../vocabulary.js';
 import type { Tool } from './tools.js';
 import type { Owner, PortRange } from './owner.js';
 
@@ -13,26 +13,49 @@ export const BACKENDS = ['netns', 'docker'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /** Set in each host when the lab is built, on every backend: the firewall routes between its
- * two networks and the end hosts never do (a new namespace may copy the host's ip_forward,
- * which is 1 wherever Docker runs). */
+ * two networks, in both families, and the end hosts never do (a new namespace may copy the
+ * host's ip_forward, which is 1 wherever Docker runs). IPv6 forwarding is set through `all`,
+ * which the kernel copies to `default` and to every interface (addrconf_fixup_forwarding). */
 export const HOST_SYSCTLS: Record<HostName, Record<string, string>> = {
-  client: { 'net.ipv4.ip_forward': '0' },
-  firewall: { 'net.ipv4.ip_forward': '1' },
-  server: { 'net.ipv4.ip_forward': '0' },
+  client: { 'net.ipv4.ip_forward': '0', 'net.ipv6.conf.all.forwarding': '0' },
+  firewall: { 'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1' },
+  server: { 'net.ipv4.ip_forward': '0', 'net.ipv6.conf.all.forwarding': '0' },
 };
 
 /**
- * The iproute2 batch that configures each host once its veth ends are in it: the same
- * interfaces, addresses and routes on every backend.
+ * No duplicate address detection (RFC 4862 §5.4) in the lab: its addresses are fixed and
+ * unique, and while an address (the link-local one included) is tentative the first
+ * connections stall for about 2 s (checked here in a fresh namespace). accept_dad must be 0
+ * on each interface before it goes up (its link-local address is made then), and the lab's
+ * own addresses are added with `nodad`. `all` and `default` are set too, for interfaces
+ * made later (a kept lab's, Docker's, which are made after the container's sysctls).
+ */
+export function noDadSysctls(interfaces: readonly string[] = []): Record<string, string> {
+  return Object.fromEntries(['all', 'default', ...interfaces].map((i) => [`net.ipv6.conf.${i}.accept_dad`, '0']));
+}
+
+/** Each host's interfaces (its veth ends), whose sysctls exist once they do. */
+export const HOST_INTERFACES: Record<HostName, readonly string[]> = {
+  client: ['eth0'],
+  firewall: ['eth0', 'eth1'],
+  server: ['eth0'],
+};
+
+/**
+ * The iproute2 batch that configures each host once its veth ends are in it (and their
+ * accept_dad is 0): the same interfaces, addresses and routes on every backend, dual-stack.
  */
 export function hostBatches(): Record<HostName, string> {
   const { client, firewall, server } = TOPOLOGY;
+  const v6 = TOPOLOGY6;
   return {
     client: [
       'link set lo up',
       'link set eth0 up',
       `addr add ${client.address}/${client.prefix} dev eth0`,
+      `addr add ${v6.client.address}/${v6.client.prefix} dev eth0 nodad`,
       `route add default via ${client.gateway}`,
+      `route add default via ${v6.client.gateway}`,
     ].join('\n'),
     firewall: [
       'link set lo up',
@@ -40,12 +63,16 @@ export function hostBatches(): Record<HostName, string> {
       'link set eth1 up',
       `addr add ${firewall.addresses.eth0}/${firewall.prefix} dev eth0`,
       `addr add ${firewall.addresses.eth1}/${firewall.prefix} dev eth1`,
+      `addr add ${v6.firewall.addresses.eth0}/${v6.firewall.prefix} dev eth0 nodad`,
+      `addr add ${v6.firewall.addresses.eth1}/${v6.firewall.prefix} dev eth1 nodad`,
     ].join('\n'),
     server: [
       'link set lo up',
       'link set eth0 up',
       `addr add ${server.address}/${server.prefix} dev eth0`,
+      `addr add ${v6.server.address}/${v6.server.prefix} dev eth0 nodad`,
       `route add default via ${server.gateway}`,
+      `route add default via ${v6.server.gateway}`,
     ].join('\n'),
   };
 }
@@ -178,13 +205,15 @@ export interface FoundLab {
   owner?: Owner;
 }
 
-/** The end hosts' sysctls that give a lab its own ephemeral ports. */
+/** Each host's sysctls at lab build: HOST_SYSCTLS, no DAD (all, default), and on the end
+ * hosts the lab's own ephemeral ports. net.ipv4.ip_local_port_range governs IPv6 sockets too
+ * (inet6_hash_connect uses the namespace's one range: checked by the dual-stack test). */
 export function portRangeSysctls(ports: PortRange): Record<HostName, Record<string, string>> {
   const range = { 'net.ipv4.ip_local_port_range': `${ports.min} ${ports.max}` };
   return {
-    client: { ...HOST_SYSCTLS.client, ...range },
-    firewall: HOST_SYSCTLS.firewall,
-    server: { ...HOST_SYSCTLS.server, ...range },
+    client: { ...HOST_SYSCTLS.client, ...noDadSysctls(), ...range },
+    firewall: { ...HOST_SYSCTLS.firewall, ...noDadSysctls() },
+    server: { ...HOST_SYSCTLS.server, ...noDadSysctls(), ...range },
   };
 }
 

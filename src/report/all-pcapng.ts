@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { captureFrames, type CapturedFrame } from '../capture/pcap.js';
 import { pcapng, type PcapngInterface, type PcapngPacket } from '../capture/pcapng-write.js';
 import type { RunResult } from '../run/runner.js';
-import { CAPTURE_INTERFACE, TOPOLOGY, type CapturePoint } from '../vocabulary.js';
+import { CAPTURE_INTERFACE, TOPOLOGY, TOPOLOGY6, type CapturePoint } from '../vocabulary.js';
 import { rstComment } from './rst-words.js';
 
 export const ALL_PCAPNG = 'all.pcapng';
@@ -21,8 +21,9 @@ const SNAPLEN = 256;
 
 function description(point: CapturePoint): string {
   const { host, iface } = CAPTURE_INTERFACE[point];
-  const address = host === 'firewall' ? TOPOLOGY.firewall.addresses[iface as 'eth0' | 'eth1'] : TOPOLOGY[host].address;
-  return `${host} ${iface} (${address}), capture point ${point}`;
+  // every lab is dual-stack: both addresses of the interface
+  const address = (t: typeof TOPOLOGY | typeof TOPOLOGY6) => (host === 'firewall' ? t.firewall.addresses[iface as 'eth0' | 'eth1'] : t[host].address);
+  return `${host} ${iface} (${address(TOPOLOGY)}, ${address(TOPOLOGY6)}), capture point ${point}`;
 }
 
 /** The section header's comment: what the run was, or for an exercise only that it is one. */

@@ -7,7 +7,7 @@
 import { mergeAcrossPoints, mergeIcmpAcrossPoints, type WireEvent } from '../verify/merge.js';
 import type { RunResult } from '../run/runner.js';
 import { formatTime, icmpLabel } from '../verify/format.js';
-import { CAPTURE_INTERFACE, CAPTURE_POINTS, PATH_TO_B, TCP, TOPOLOGY, pathOf, type CapturePoint, type IcmpError, type TcpPacket } from '../vocabulary.js';
+import { CAPTURE_INTERFACE, CAPTURE_POINTS, PATH_TO_B, TCP, pathOf, topologyOf, type CapturePoint, type IcmpError, type TcpPacket } from '../vocabulary.js';
 import { seqNumbers, type SeqAck } from './relative-seq.js';
 import { reasonText, rstLabel } from './rst-words.js';
 import { sightingOfEvent } from './text.js';
@@ -91,15 +91,17 @@ function optionsText(p: TcpPacket): string {
 
 function lanes(r: RunResult, height: number): string {
   const captured = new Set(r.plan.capture);
-  const fw = TOPOLOGY.firewall.addresses;
+  // the run's own family's addresses (a run over IPv6 shows fd00:...)
+  const topology = topologyOf(r.plan.family ?? 4);
+  const fw = topology.firewall.addresses;
   const out: string[] = [];
   // the firewall: a band between its two interfaces
   out.push(`<rect class="fw-band" x="${X['firewall-a'] - 30}" y="12" width="${X['firewall-b'] - X['firewall-a'] + 60}" height="${height - 20}" rx="10"/>`);
   const host = (x: number, name: string, address: string) =>
     `<text class="host" x="${x}" y="38" text-anchor="middle">${esc(name)}</text><text class="addr" x="${x}" y="62" text-anchor="middle">${esc(address)}</text>`;
-  out.push(host(X.client, 'client', TOPOLOGY.client.address));
+  out.push(host(X.client, 'client', topology.client.address));
   out.push(host((X['firewall-a'] + X['firewall-b']) / 2, 'firewall', `${fw.eth0} | ${fw.eth1}`));
-  out.push(host(X.server, 'server', TOPOLOGY.server.address));
+  out.push(host(X.server, 'server', topology.server.address));
   for (const pt of CAPTURE_POINTS) {
     const { iface } = CAPTURE_INTERFACE[pt];
     // two short lines: the firewall's two points stand close together

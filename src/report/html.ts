@@ -112,7 +112,7 @@ ${captures}`;
     return page('rstlab mystery run', body);
   }
 
-  const variant = plan.expectOf !== plan.variant ? `${plan.variant}, judged by the expectations of ${plan.expectOf}` : plan.variant;
+  const variant = (plan.expectOf !== plan.variant ? `${plan.variant}, judged by the expectations of ${plan.expectOf}` : plan.variant) + (plan.family === 6 ? ', over IPv6' : '');
   const rfc = plan.rfc.length ? `<p class="meta">See ${plan.rfc.map(esc).join('; ')}.</p>` : '';
   const rsts = verdict.rsts.length
     ? `<ul class="rst-list">${verdict.rsts.map((s) => `<li>${esc(rstLabel(s))}: ${esc(reasonText(s))}<br><span class="mono">${esc(describeRst(s))}</span></li>`).join('')}</ul>`
@@ -159,7 +159,7 @@ export async function writeIndexHtml(runsDir: string, results: RunResult[]): Pro
   const rows = results.map((r) => {
     const senders = [...new Set(r.verdict.rsts.map((s) => s.from ?? '?'))].join(', ') || '—';
     const href = relative(runsDir, join(r.dir, REPORT_HTML));
-    return `<tr><td><a href="${esc(href)}">${esc(r.plan.name)}</a></td><td>${esc(r.plan.variant)}</td><td>${r.verdict.passed ? '<span class="pass-mark">PASS</span>' : '<span class="fail-mark">FAIL</span>'}</td><td>${r.verdict.rsts.length}</td><td>${esc(senders)}</td><td>${esc(r.plan.summary)}</td></tr>`;
+    return `<tr><td><a href="${esc(href)}">${esc(r.plan.name)}</a></td><td>${esc(r.plan.variant)}${r.plan.family === 6 ? ' (IPv6)' : ''}</td><td>${r.verdict.passed ? '<span class="pass-mark">PASS</span>' : '<span class="fail-mark">FAIL</span>'}</td><td>${r.verdict.rsts.length}</td><td>${esc(senders)}</td><td>${esc(r.plan.summary)}</td></tr>`;
   });
   const passed = results.filter((r) => r.verdict.passed).length;
   const body = `<h1>rstlab: every scenario</h1>

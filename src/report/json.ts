@@ -4,11 +4,17 @@ import { basename, dirname, join } from 'node:path';
 import { flagString } from '../vocabulary.js';
 import type { RunResult } from '../run/runner.js';
 
+/** address:port, an IPv6 address in brackets (RFC 3986 §3.2.2) so the port stays apart. */
+function endpoint(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 export function reportJson(r: RunResult) {
   return {
     scenario: r.plan.name,
     variant: r.plan.variant,
     expectOf: r.plan.expectOf,
+    family: r.plan.family,
     file: r.plan.file,
     backend: r.backend,
     labId: r.labId,
@@ -18,7 +24,7 @@ export function reportJson(r: RunResult) {
     results: r.verdict.results.map(({ context: _context, ...rest }) => rest),
     rsts: r.verdict.rsts.map((s) => ({
       id: s.id, from: s.from, ipSource: s.ipSource, to: s.to, conn: s.conn, flags: s.flagText,
-      src: `${s.src}:${s.sport}`, dst: `${s.dst}:${s.dport}`, seq: s.seq, ack: s.ack,
+      src: endpoint(s.src, s.sport), dst: endpoint(s.dst, s.dport), seq: s.seq, ack: s.ack,
       seenAt: Object.fromEntries(s.seenAt.map((p) => [p, { ttl: s.seen[p]?.ttl }])),
       answered: s.answered ? flagString(s.answered.packet.flags) : undefined,
       reason: s.reason,
@@ -55,13 +61,15 @@ export async function writeReportJson(r: RunResult): Promise<void> {
 const xml = (s: string) => s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
 
 /** One testcase per scenario run; failures carry the failed expectations. */
-export function junitXml(runs: { name: string; variant: string; seconds: number; failure?: string; output?: string }[]): string {
+export function junitXml(runs: { name: string; variant: string; seconds: number; failure?: string; output?: string; skipped?: string }[]): string {
   const failures = runs.filter((r) => r.failure).length;
+  const skips = runs.filter((r) => r.skipped !== undefined).length;
   const cases = runs.map((r) => {
     const head = `  <testcase classname="rstlab.${xml(r.name)}" name="${xml(r.variant)}" time="${r.seconds.toFixed(3)}"`;
     const out = r.output ? `\n    <system-out>${xml(r.output)}</system-out>` : '';
+    if (r.skipped !== undefined) return `${head}>\n    <skipped message="${xml(r.skipped)}"/>\n  </testcase>`;
     return r.failure ? `${head}>\n    <failure message="expectations failed">${xml(r.failure)}</failure>${out}\n  </testcase>` : out ? `${head}>${out}\n  </testcase>` : `${head}/>`;
   });
   const total = runs.reduce((s, r) => s + r.seconds, 0);
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="rstlab" tests="${runs.length}" failures="${failures}" time="${total.toFixed(3)}">\n${cases.join('\n')}\n</testsuite>\n`;
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="rstlab" tests="${runs.length}" failures="${failures}"${skips > 0 ? ` skipped="${skips}"` : ''} time="${total.toFixed(3)}">\n${cases.join('\n')}\n</testsuite>\n`;
 }

@@ -5,7 +5,7 @@ import { mergeAcrossPoints, mergeIcmpAcrossPoints, type WireEvent } from '../ver
 import type { RunResult } from '../run/runner.js';
 import { describeRst, type RstSighting } from '../verify/sightings.js';
 import { icmpLabel } from '../verify/format.js';
-import { TCP, TOPOLOGY, flagString, type CapturePoint, type TcpPacket } from '../vocabulary.js';
+import { TCP, flagString, hostOf, type CapturePoint, type TcpPacket } from '../vocabulary.js';
 import { seqNumbers, type SeqAck } from './relative-seq.js';
 import { rstLabel } from './rst-words.js';
 
@@ -24,7 +24,7 @@ const LANE: Record<CapturePoint, number> = { client: 0, 'firewall-a': 22, 'firew
 const WIDTH = LANE.server + 1;
 
 function lanes(e: WireEvent<{ dst: string }>, captured: readonly CapturePoint[]): string {
-  const toServer = e.first.packet.dst !== TOPOLOGY.client.address;
+  const toServer = hostOf(e.first.packet.dst) !== 'client'; // the client's address in either family
   const seen = captured.filter((p) => e.seen.has(p)).map((p) => LANE[p]);
   const from = toServer ? Math.min(...seen) : Math.max(...seen);
   const to = toServer ? Math.max(...seen) : Math.min(...seen);
@@ -137,7 +137,7 @@ export function renderRun(result: RunResult, style: Style): string {
   const red = paint(style.color, '1;31');
   const green = paint(style.color, '1;32');
   const dim = paint(style.color, '2');
-  const variant = plan.expectOf !== plan.variant ? `${plan.variant}, judged by the expectations of ${plan.expectOf}` : plan.variant;
+  const variant = (plan.expectOf !== plan.variant ? `${plan.variant}, judged by the expectations of ${plan.expectOf}` : plan.variant) + (plan.family === 6 ? ', over IPv6' : '');
   const out: string[] = [];
   out.push(bold(`${plan.name} (${variant}) — ${plan.summary}`));
   out.push(dim(`lab ${result.labId} on ${result.backend}; capture points: ${plan.capture.join(', ')}`));
@@ -177,7 +177,8 @@ export function renderRun(result: RunResult, style: Style): string {
   const t = result.timings;
   out.push(dim(`time ${fmt(t.total)}: lab up ${fmt(t.labUp)}, capture ready ${fmt(t.captureReady)}, steps ${fmt(t.steps)}, verify ${fmt(t.verify)}, lab down ${fmt(t.labDown)}`));
   out.push(`pcaps and report: ${result.dir}`);
-  out.push(verdict.passed ? green('PASS') + ` ${plan.name} ${plan.variant}` : red('FAIL') + ` ${plan.name} ${plan.variant}`);
+  const ran = `${plan.name} ${plan.variant}${plan.family === 6 ? ' IPv6' : ''}`;
+  out.push(verdict.passed ? green('PASS') + ` ${ran}` : red('FAIL') + ` ${ran}`);
   return out.join('\n');
 }
 

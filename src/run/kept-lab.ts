@@ -1,10 +1,11 @@
 // A run inside a kept lab (rstlab run NAME --lab ID) starts from the lab as the class left
-// it, and leaves it that way: before the run, each host's iptables ruleset and every sysctl
+// it, and leaves it that way: before the run, each host's iptables (over IPv6: ip6tables) ruleset and every sysctl
 // the run will set are read; after it, they are put back. The lab itself, its sockets and
 // conntrack entries, and whatever else a class did in it stay as they are.
 import type { Lab } from '../lab/backend.js';
 import type { Plan } from '../scenario/plan.js';
 import { HOSTS, type Host } from '../vocabulary.js';
+import { IPTABLES } from '../scenario/family.js';
 
 /** The sysctls a run sets in each host: the scenario's (and its variant's) and its steps'. */
 function sysctlsOf(plan: Plan): Map<Host, Set<string>> {
@@ -38,7 +39,8 @@ export async function keepLabState(lab: Lab, plan: Plan): Promise<() => Promise<
   const names = sysctlsOf(plan);
   const saved = await Promise.all(
     HOSTS.map(async (h) => {
-      const rules = await lab.exec(h, ['iptables-save']);
+      // the run's family's rules: a run over IPv6 changes ip6tables only
+      const rules = await lab.exec(h, [`${IPTABLES[plan.family].iptables}-save`]);
       const values = new Map<string, string>();
       for (const n of names.get(h)!) {
         // a sysctl that does not exist yet (net.netfilter.* before conntrack loads) has nothing to restore
@@ -52,8 +54,8 @@ export async function keepLabState(lab: Lab, plan: Plan): Promise<() => Promise<
     await Promise.all(
       saved.map(async ({ host, rules, values }) => {
         if (rules !== undefined) {
-          const now = await lab.exec(host, ['iptables-save']);
-          await lab.exec(host, ['iptables-restore', '-w'], restoreRuleset(rules, now.code === 0 ? now.stdout : ''));
+          const now = await lab.exec(host, [`${IPTABLES[plan.family].iptables}-save`]);
+          await lab.exec(host, [IPTABLES[plan.family].restore, '-w'], restoreRuleset(rules, now.code === 0 ? now.stdout : ''));
         }
         if (values.size > 0) await lab.exec(host, ['sysctl', '-qw', ...[...values].map(([n, v]) => `${n}=${v}`)]);
       }),

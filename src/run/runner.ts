@@ -12,7 +12,8 @@ import { keepLabState } from './kept-lab.js';
 import { iptablesError, refusedRule, restoreText, ruleArgv } from '../scenario/iptables-rule.js';
 import type { Step } from '../scenario/schema.js';
 import { verify, type Verdict } from '../verify/verify.js';
-import { ADDRESS, HOSTS, type EndHost, type Host, type HostName, type Observations } from '../vocabulary.js';
+import { HOSTS, addressOf, type EndHost, type Family, type Host, type HostName, type Observations } from '../vocabulary.js';
+import { IPTABLES } from '../scenario/family.js';
 import { Connections } from './connections.js';
 import { makeFolder } from './preflight.js';
 import { labGone, STEP_MS, stepDeadline, stepWithinDeadline, WAIT_FOR_MS } from './deadlines.js';
@@ -55,7 +56,7 @@ export interface RunOptions {
 
 async function runDir(runsDir: string, plan: Plan, labId: string): Promise<string> {
   const time = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const base = join(runsDir, `${time}-${plan.name}${plan.variant === 'cause' ? '' : `-${plan.variant}`}`);
+  const base = join(runsDir, `${time}-${plan.name}${plan.variant === 'cause' ? '' : `-${plan.variant}`}${plan.family === 6 ? '-v6' : ''}`);
   await makeFolder(runsDir, 'runs folder');
   try {
     await mkdir(base);
@@ -69,6 +70,8 @@ async function runDir(runsDir: string, plan: Plan, labId: string): Promise<strin
 }
 
 export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResult> {
+  // a skipped plan (no IPv6 form) is the caller's to report; running it would be a bug
+  if (plan.skip !== undefined) throw new Error(`${plan.name} is skipped over IPv6: ${plan.skip}`);
   const start = performance.now();
   const timings: Timings = { labUp: 0, captureReady: 0, steps: 0, verify: 0, labDown: 0, total: 0 };
   // The ruleset file is read and checked on every run (the scenario's check is cached by the
@@ -97,7 +100,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     // The lab hosts' own settings: the firewall's ruleset file and rules, then sysctls.
     if (ruleset) await session.guard(withDeadline(applyRuleset(lab, 'firewall', ruleset), STEP_MS, `loading the ruleset ${ruleset.file}`));
     // iptables -w waits for the machine-wide xtables lock, which every lab shares
-    if (plan.firewallRules.length > 0) await session.guard(withDeadline(iptablesRestore(lab, 'firewall', plan.firewallRules, plan.file), STEP_MS, "iptables-restore of the firewall's rules"));
+    if (plan.firewallRules.length > 0) await session.guard(withDeadline(iptablesRestore(lab, 'firewall', plan.firewallRules, plan.file, plan.family), STEP_MS, `${IPTABLES[plan.family].restore} of the firewall's rules`));
     await session.setSysctls(plan.sysctls, plan.file);
 
     const capturesStart = performance.now();
@@ -110,7 +113,7 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
     const snapshots: Observations['snapshots'] = {};
     for (const { step, line } of plan.steps) {
       try {
-        await session.guard(stepWithinDeadline(step, runStep(step, { session, connections, snapshots, answerMs: stepDeadline(step) + 1_000 })));
+        await session.guard(stepWithinDeadline(step, runStep(step, { session, connections, snapshots, answerMs: stepDeadline(step) + 1_000, family: plan.family })));
       } catch (e) {
         if (e instanceof AbortedError || e instanceof LabError) throw e;
         if (e instanceof InputError) throw new InputError(e.message, plan.file, line);
@@ -147,12 +150,13 @@ export async function runScenario(plan: Plan, opts: RunOptions): Promise<RunResu
 
 /** Load the firewall's rules in one go (iptables-restore --noflush); a rule iptables refuses
  * is bad input (exit 2), located at the rule in the scenario file. */
-export async function iptablesRestore(lab: Lab, host: HostName, rules: Plan['firewallRules'], file: string): Promise<void> {
+export async function iptablesRestore(lab: Lab, host: HostName, rules: Plan['firewallRules'], file: string, family: Family = 4): Promise<void> {
   const { text, ruleOfLine } = restoreText(rules.map((r) => r.rule));
-  const r = await lab.exec(host, ['iptables-restore', '-w', '--noflush'], text);
+  const restore = IPTABLES[family].restore;
+  const r = await lab.exec(host, [restore, '-w', '--noflush'], text);
   if (r.code === 0) return;
   const at = rules[refusedRule(r.stderr, ruleOfLine) ?? 0];
-  throw new InputError(`iptables-restore in ${host} refused this rule: ${iptablesError(r.stderr)}`, file, at?.line, at?.col);
+  throw new InputError(`${restore} in ${host} refused this rule: ${iptablesError(r.stderr)}`, file, at?.line, at?.col);
 }
 
 interface StepContext {
@@ -161,6 +165,8 @@ interface StepContext {
   snapshots: Observations['snapshots'];
   /** how long an agent's answer may take: past the step's deadline, which fails first with what it waited for */
   answerMs: number;
+  /** the IP version of the run: which addresses the ends use, which iptables */
+  family: Family;
 }
 
 const other = (h: EndHost): EndHost => (h === 'client' ? 'server' : 'client');
@@ -179,7 +185,7 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
     case 'connect': {
       connections.connect(step.id, step.host, step.port);
       const reply = await ask(step.host, {
-        cmd: 'connect', conn: step.id, address: ADDRESS[step.to], port: step.port, localPort: step.localPort && lab.ports.min + step.localPort.offset, keepAliveMs: step.keepAliveMs, wait: step.wait,
+        cmd: 'connect', conn: step.id, address: addressOf(step.to, ctx.family), port: step.port, localPort: step.localPort && lab.ports.min + step.localPort.offset, keepAliveMs: step.keepAliveMs, wait: step.wait,
       });
       connections.setLocalPort(step.id, reply.localPort);
       return;
@@ -210,8 +216,10 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
     case 'iptables': {
       // argv, never a shell: the rule's words (quotes kept intact) go to iptables as they are.
       // A rule iptables refuses is bad input, as it is in the firewall's ruleset (exit 2).
-      const r = await lab.exec(step.host, ['iptables', '-w', ...ruleArgv(step.rule)]);
-      if (r.code !== 0) throw new InputError(`iptables in ${step.host} refused this rule: ${iptablesError(r.stderr)}`);
+      // Over IPv6 the plan holds the rule in its IPv6 form (scenario/family.ts), for ip6tables.
+      const program = IPTABLES[ctx.family].iptables;
+      const r = await lab.exec(step.host, [program, '-w', ...ruleArgv(step.rule)]);
+      if (r.code !== 0) throw new InputError(`${program} in ${step.host} refused this rule: ${iptablesError(r.stderr)}`);
       return;
     }
     case 'killSocket': {
@@ -225,7 +233,7 @@ async function runStep(step: Step, ctx: StepContext): Promise<void> {
     case 'forge': {
       const end = await connections.end(step.conn, step.host);
       await ask(step.host, {
-        cmd: 'forge', src: ADDRESS[step.host], dst: ADDRESS[other(step.host)], sport: end.localPort!, dport: end.remotePort!,
+        cmd: 'forge', src: addressOf(step.host, ctx.family), dst: addressOf(other(step.host), ctx.family), sport: end.localPort!, dport: end.remotePort!,
         seq: step.seq, ack: step.ack, flags: step.flags, bytes: step.bytes,
       });
       return;

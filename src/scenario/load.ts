@@ -21,7 +21,7 @@ export interface LoadedScenario {
   variants: string[];
   /** Source lines: of each step (by index in `scenario.steps`), and of each expectation by variant;
    * where each firewall rule is (by index in `scenario.firewall.rules`), and the ruleset file's name. */
-  lines: { steps: number[]; expect: Record<string, number[]>; rules: SourcePosition[]; ruleset?: SourcePosition };
+  lines: { steps: number[]; expect: Record<string, number[]>; rules: SourcePosition[]; ruleset?: SourcePosition; ruleset6?: SourcePosition };
   /** Where a path of the parsed file is written (the nearest existing node for a missing one). */
   locate(path: SourcePath): Promise<SourcePosition>;
 }

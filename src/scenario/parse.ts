@@ -37,6 +37,7 @@ export function parseScenario(text: string, file: string): LoadedScenario {
       expect: expectLines,
       rules: (scenario.firewall?.rules ?? []).map((_, i) => locate(['firewall', 'rules', i])),
       ruleset: locate(['firewall', scenario.firewall?.nftables !== undefined ? 'nftables' : 'iptables']),
+      ...(scenario.firewall?.ip6tables !== undefined ? { ruleset6: locate(['firewall', 'ip6tables']) } : {}),
     },
     locate: async (path) => locate(path),
   };

@@ -209,12 +209,20 @@ export const Scenario = z.strictObject({
     .strictObject({
       rules: z.array(iptablesRule).default([]),
       iptables: rulesetFile.optional().describe('an iptables-save file (what iptables-restore reads), loaded into the firewall host before `rules`'),
-      nftables: rulesetFile.optional().describe('an nft ruleset file (what nft -f reads), loaded into the firewall host before `rules`'),
+      nftables: rulesetFile.optional().describe('an nft ruleset file (what nft -f reads), loaded into the firewall host before `rules`; for both families (an inet table covers both)'),
+      ip6tables: rulesetFile.optional().describe('an ip6tables-save file (what ip6tables-restore reads), loaded instead of `iptables` in a run over IPv6 (--family 6)'),
     })
     .superRefine((f, ctx) => {
       if (f.iptables !== undefined && f.nftables !== undefined) ctx.addIssue({ code: 'custom', path: ['nftables'], message: 'name one ruleset file: iptables or nftables, not both' });
+      if (f.ip6tables !== undefined && f.nftables !== undefined) ctx.addIssue({ code: 'custom', path: ['ip6tables'], message: 'an nftables ruleset holds the IPv6 rules too (an inet or ip6 table): name ip6tables only beside iptables' });
     })
     .optional(),
+  ipv6: z
+    .strictObject({
+      skip: z.string().min(1).describe('why this cause has no IPv6 form, or behaves differently over IPv6: shown whenever a run over IPv6 skips it'),
+    })
+    .optional()
+    .describe('how the scenario runs over IPv6 (--family 6): by default exactly as over IPv4, its rules through ip6tables with lab addresses as their IPv6 twins'),
   capture: z.array(capturePoint).min(1).default([...CAPTURE_POINTS]),
   steps: z.array(Step).min(1),
   expect: z.array(Expectation).min(1),

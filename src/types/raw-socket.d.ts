@@ -12,6 +12,7 @@ declare module 'raw-socket' {
     close(): void;
   }
   export const Protocol: { None: number; ICMP: number; TCP: number; UDP: number; ICMPv6: number };
+  export const AddressFamily: { IPv4: number; IPv6: number };
   export function createSocket(options: { protocol?: number; addressFamily?: number; bufferSize?: number }): Socket;
   export function createChecksum(...parts: Buffer[]): number;
   export function writeChecksum(buffer: Buffer, offset: number, checksum: number): Buffer;

@@ -16,7 +16,7 @@ export function formatPacket(p: TcpPacket, point?: CapturePoint): string {
   const ack = p.flags & TCP.ACK ? `, ack ${p.ack}` : '';
   const line =
     `${formatTime(p.time)} ${endpoint(p.src, p.sport)} > ${endpoint(p.dst, p.dport)}: ` +
-    `Flags [${flagString(p.flags)}], seq ${p.seq}${ack}, win ${p.window}, length ${p.payloadLength}, ttl ${p.ttl}`;
+    `Flags [${flagString(p.flags)}], seq ${p.seq}${ack}, win ${p.window}, length ${p.payloadLength}, ${p.ipVersion === 6 ? 'hlim' : 'ttl'} ${p.ttl}`;
   return point === undefined ? line : `${point.padEnd(POINT_WIDTH)} ${line}`;
 }
 
@@ -42,7 +42,11 @@ function pad(n: number, width: number): string {
 /** ICMP type 3 code 3 as tcpdump words it ("port unreachable"), with the segment it quotes. */
 const UNREACHABLE_CODE: Record<number, string> = { 0: 'net unreachable', 1: 'host unreachable', 3: 'port unreachable', 9: 'net prohibited', 10: 'host prohibited', 13: 'admin prohibited' };
 
+/** ICMPv6 destination unreachable (type 1) codes, RFC 4443 §3.1. */
+const UNREACHABLE6_CODE: Record<number, string> = { 0: 'no route', 1: 'admin prohibited', 3: 'address unreachable', 4: 'port unreachable', 5: 'source address failed policy', 6: 'reject route' };
+
 export function icmpLabel(p: IcmpError): string {
-  const what = p.ipVersion === 4 && p.type === 3 ? UNREACHABLE_CODE[p.code] ?? `unreachable code ${p.code}` : `type ${p.type} code ${p.code}`;
-  return `ICMP ${what} from ${p.src}, quoting ${p.quoted.sport}→${p.quoted.dport} seq ${p.quoted.seq}`;
+  const v6 = p.ipVersion === 6;
+  const what = !v6 && p.type === 3 ? UNREACHABLE_CODE[p.code] ?? `unreachable code ${p.code}` : v6 && p.type === 1 ? UNREACHABLE6_CODE[p.code] ?? `unreachable code ${p.code}` : `type ${p.type} code ${p.code}`;
+  return `${v6 ? 'ICMPv6' : 'ICMP'} ${what} from ${p.src}, quoting ${p.quoted.sport}→${p.quoted.dport} seq ${p.quoted.seq}`;
 }

@@ -9,7 +9,7 @@ import {
   type PacketRef, type RstSighting,
 } from './sightings.js';
 import {
-  ADDRESS, FIREWALL_ADDRESSES, TCP, hostLabel,
+  TCP, TTL_WORD, addressOf, familyOf, firewallAddresses, hostLabel,
   type AppEvent, type CapturePoint, type Observations, type SocketEntry, type TcpPacket,
 } from '../vocabulary.js';
 
@@ -51,13 +51,17 @@ function checkRst(e: RstExpectation, s: RstSighting, obs: Observations, captured
     checks.push({ field, expected, seen, ok, weight });
   };
 
-  add('from', e.from, `${s.from ?? 'unknown'} (first seen at ${s.point}${s.fromBy === 'ttl' ? `, judged from TTL ${s.packet.ttl}` : ''})`, s.from === e.from, 2);
+  // Expectations name hosts, never addresses: the same expectation holds over either family,
+  // judged with the addresses (and the TTL or hop limit) of the RST's own.
+  const family = familyOf(s.src);
+  add('from', e.from, `${s.from ?? 'unknown'} (first seen at ${s.point}${s.fromBy === 'ttl' ? `, judged from ${TTL_WORD[family]} ${s.packet.ttl}` : ''})`, s.from === e.from, 2);
 
   // The IP source: a firewall REJECT (and a forged segment) poses as an end of the flow.
   // The impostor has no address of its own: only the one it announced (write posingAs).
-  const own = e.from === 'firewall' ? FIREWALL_ADDRESSES : e.from === 'impostor' ? [] : [ADDRESS[e.from]];
-  const sources = e.posingAs !== undefined ? [ADDRESS[e.posingAs]] : own;
-  const sourceExpected = e.posingAs !== undefined ? `${ADDRESS[e.posingAs]} (${e.posingAs})` : e.from === 'firewall' ? `${FIREWALL_ADDRESSES.join(' or ')} (firewall's own)` : e.from === 'impostor' ? 'posingAs: the address the impostor took' : `${own[0]} (${e.from}'s own)`;
+  const fw = firewallAddresses(family);
+  const own = e.from === 'firewall' ? fw : e.from === 'impostor' ? [] : [addressOf(e.from, family)];
+  const sources = e.posingAs !== undefined ? [addressOf(e.posingAs, family)] : own;
+  const sourceExpected = e.posingAs !== undefined ? `${addressOf(e.posingAs, family)} (${e.posingAs})` : e.from === 'firewall' ? `${fw.join(' or ')} (firewall's own)` : e.from === 'impostor' ? 'posingAs: the address the impostor took' : `${own[0]} (${e.from}'s own)`;
   add(e.posingAs !== undefined ? 'posingAs' : 'source', sourceExpected, hostLabel(s.src), sources.includes(s.src));
 
   add('to', e.to, hostLabel(s.dst), s.to === e.to, 2);

@@ -256,7 +256,8 @@ function assignKernelReasons(sightings: RstSighting[], resets: KernelReset[] | u
 
 /** One line about a sighting, for failure details and the report. */
 export function describeRst(s: RstSighting): string {
-  const ttls = s.seenAt.map((pt) => `${pt} ttl ${s.seen[pt]?.ttl}`).join(', ');
+  const word = s.packet.ipVersion === 6 ? 'hlim' : 'ttl'; // as tcpdump writes them
+  const ttls = s.seenAt.map((pt) => `${pt} ${word} ${s.seen[pt]?.ttl}`).join(', ');
   const posing = s.ipSource !== s.from ? ` (IP source ${hostLabel(s.src)})` : '';
   const conn = s.conns.length > 0 ? ` on ${s.conns.join('|')}` : '';
   const answered = s.answered ? `, answering ${segmentKind(s.answered.packet)}` : '';

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { InputError, LabError } from '../../errors.js';
 import {
-  HOST_SYSCTLS, IMPOSTOR_SYSCTLS, LAB_PREFIX, hostBatches, impostorBatch, portRangeSysctls, switchBatch,
+  HOST_SYSCTLS, IMPOSTOR_SYSCTLS, LAB_PREFIX, hostBatches, impostorBatch, noDadSysctls, portRangeSysctls, switchBatch,
   type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabHost, type LabProcess, type UpOptions,
 } from '../backend.js';
 import { HOSTS } from '../../vocabulary.js';
@@ -27,8 +27,13 @@ export const LAB_LABEL = 'rstlab.lab';
 export const HOST_LABEL = 'rstlab.host';
 /** Only what the lab needs: interfaces, routes, iptables, ss -K (NET_ADMIN); tcpdump, raw-socket (NET_RAW). */
 export const CAPABILITIES = ['NET_ADMIN', 'NET_RAW'] as const;
-/** Set when each container is created: the same as every lab's (HOST_SYSCTLS); up() adds the lab's port range. */
-export const SYSCTLS = HOST_SYSCTLS;
+/** Set when each container is created: the same as every lab's (HOST_SYSCTLS), and no DAD for
+ * the interfaces made later (they copy `default`); up() adds the lab's port range. */
+export const SYSCTLS: Record<HostName, Record<string, string>> = {
+  client: { ...HOST_SYSCTLS.client, ...noDadSysctls() },
+  firewall: { ...HOST_SYSCTLS.firewall, ...noDadSysctls() },
+  server: { ...HOST_SYSCTLS.server, ...noDadSysctls() },
+};
 
 /** Where the project's compiled dist/src is bind-mounted (read-only) inside every host. */
 export const DIST_MOUNT = '/rstlab/dist/src';
@@ -69,11 +74,14 @@ export function vethBatch(pid: Record<HostName, number> & Partial<Record<Node, n
  * image's): make /proc/sys/net writable, then configure the interfaces from the batch on stdin.
  * Docker mounts all of /proc/sys read-only, which would stop a scenario's `sysctl -w
  * net.ipv4.tcp_...`; net.* sysctls belong to the container's own network namespace, while
- * the rest of /proc/sys (kernel.*, vm.*: the host's) stays read-only.
+ * the rest of /proc/sys (kernel.*, vm.*: the host's) stays read-only. Each interface's
+ * accept_dad is 0 before the batch brings it up (backend.ts noDadSysctls: the container's
+ * `default` already says so; this makes sure, as the netns backend does).
  */
 const HOST_SETUP = [
   'mount --bind /proc/sys/net /proc/sys/net',
   'mount -o remount,bind,rw,nosuid,nodev,noexec /proc/sys/net',
+  'for f in /proc/sys/net/ipv6/conf/eth*/accept_dad; do [ ! -e "$f" ] || echo 0 > "$f"; done',
   'exec ip -batch -',
 ].join(' && ');
 

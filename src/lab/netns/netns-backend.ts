@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { InputError, LabError } from '../../errors.js';
 import {
-  IMPOSTOR_SYSCTLS, LAB_PREFIX, hostBatches, impostorBatch, portRangeSysctls, switchBatch,
+  HOST_INTERFACES, IMPOSTOR_SYSCTLS, LAB_PREFIX, hostBatches, impostorBatch, noDadSysctls, portRangeSysctls, switchBatch,
   type Backend, type ExecResult, type FoundLab, type HostName, type Lab, type LabHost, type LabOptions, type LabProcess,
 } from '../backend.js';
 import { EXTRA_HOSTS, HOSTS } from '../../vocabulary.js';
@@ -153,12 +153,14 @@ export const netnsBackend: Backend = {
     try {
       const root = await run('ip', ['-batch', '-'], namespacesBatch(id, opts));
       if (root.code !== 0) throw new LabError(`ip could not make the lab's namespaces: ${root.stderr.trim()}`);
-      const results = await Promise.all([
-        ...Object.entries(hostBatches()).map(([h, batch]) => run('ip', ['-n', namespaceOf(id, h as HostName), '-batch', '-'], batch)),
-        ...HOSTS.map((h) =>
-          run('nsenter', [`--net=/run/netns/${namespaceOf(id, h)}`, '--', 'sysctl', '-qw', ...Object.entries(sysctls[h]).map(([k, v]) => `${k}=${v}`)]),
-        ),
-      ]);
+      // Per host: its sysctls first (accept_dad=0 on each interface before it goes up:
+      // backend.ts noDadSysctls), then its interfaces, addresses and routes.
+      const batches = hostBatches();
+      const results = (await Promise.all(HOSTS.map(async (h) => {
+        const settings = { ...sysctls[h], ...noDadSysctls(HOST_INTERFACES[h]) };
+        const set = await run('nsenter', [`--net=/run/netns/${namespaceOf(id, h)}`, '--', 'sysctl', '-qw', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
+        return set.code !== 0 ? [set] : [set, await run('ip', ['-n', namespaceOf(id, h), '-batch', '-'], batches[h])];
+      }))).flat();
       if (opts.impostor) {
         results.push(
           await run('ip', ['-n', namespaceOf(id, SWITCH), '-batch', '-'], switchBatch(['fw', 'server', 'impostor'])),

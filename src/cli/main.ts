@@ -235,6 +235,7 @@ async function main(argv: string[]): Promise<number> {
     .command('firewall-test')
     .description('regression-test a firewall ruleset with live packets: each row of --expect through the lab firewall running --rules')
     .requiredOption('--rules <file>', 'the ruleset: iptables-save output or an nft ruleset (recognised from its content)')
+    .option('--rules6 <file>', 'the IPv6 half of an iptables ruleset: ip6tables-save output (an nft ruleset holds its IPv6 rules itself: inet or ip6 tables)')
     .requiredOption('--expect <file>', 'the expectation file (YAML): rows of port, from, idle, expect')
     .option('--format <format>', 'force the ruleset format: iptables or nftables')
     .option('--junit <file>', 'also write JUnit XML, one testcase per row')

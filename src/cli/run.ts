@@ -126,12 +126,17 @@ function summaryTable(results: RunResult[], skipped: Plan[]): string {
     const senders = [...new Set(r.verdict.rsts.map((s) => (s.ipSource && s.ipSource !== s.from ? `${s.from} (as ${s.ipSource})` : s.from ?? '?')))];
     return [r.plan.name, r.plan.variant, ...ip(r.plan), r.verdict.passed ? 'PASS' : 'FAIL', senders.join(', ') || '-', `${(r.timings.total / 1000).toFixed(2)} s`];
   });
-  for (const p of skipped) rows.push([p.name, p.variant, ...ip(p), 'SKIP', `no IPv6 form: ${p.skip}`, '-']);
+  for (const p of skipped) rows.push([p.name, p.variant, ...ip(p), 'SKIP', 'no IPv6 form (below)', '-']);
   const head = ['scenario', 'variant', ...(v6 ? ['family'] : []), 'verdict', 'RST sent by', 'time'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const passed = results.filter((r) => r.verdict.passed).length;
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '', `${passed} passed, ${results.length - passed} failed${skipped.length > 0 ? `, ${skipped.length} skipped over IPv6 (each says why)` : ''}`].join('\n');
+  const why = [...new Map(skipped.map((p) => [p.name, p.skip!])).entries()].map(([name, reason]) => `  ${name}: ${reason}`);
+  return [
+    line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '',
+    ...(why.length > 0 ? ['Skipped over IPv6, and why:', ...why, ''] : []),
+    `${passed} passed, ${results.length - passed} failed${skipped.length > 0 ? `, ${skipped.length} skipped over IPv6` : ''}`,
+  ].join('\n');
 }
 
 /** A run's name in JUnit: its variant, and the family where it is IPv6. */

@@ -12,12 +12,15 @@ import { runMatrix } from './matrix.js';
 import { renderTable, junitFor, rowJson, type RowResult } from './report.js';
 import { loadRuleset, RULESET_FORMATS, type RulesetFormat } from './ruleset.js';
 import { durationMs } from './expect-schema.js';
+import { familyWarnings, noteFamilies } from './families.js';
 import { coverageJson, coverageOf, renderCoverage, traceRows, type Coverage, type RowTrace } from './coverage.js';
 import { ruleModel } from './rules.js';
 import { mutantsJson, mutantsOf, renderMutants, runMutants, type MutantReport } from './mutants.js';
 
 export interface FirewallTestOptions {
   rules: string;
+  /** the IPv6 half of an iptables ruleset: an ip6tables-save file */
+  rules6?: string;
   expect: string;
   format?: string;
   junit?: string;
@@ -50,23 +53,26 @@ export async function firewallTestCommand(o: FirewallTestOptions, signal: AbortS
   const jobs = Number(o.jobs ?? MUTANT_JOBS_DEFAULT);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) throw new InputError(`--jobs ${o.jobs}: a whole number of labs from 1 to 16`);
   const ruleset = await loadRuleset(o.rules, o.format as RulesetFormat | undefined);
+  if (o.rules6 !== undefined && ruleset.format === 'nftables') throw new InputError(`--rules6 is the IPv6 half of an iptables ruleset; ${o.rules} is an nft ruleset, whose inet or ip6 tables hold its IPv6 rules`);
+  const rules6 = o.rules6 === undefined ? undefined : await loadRuleset(o.rules6, 'ip6tables');
   const model = ruleModel(ruleset.format, ruleset.text);
   const ex = await loadExpectations(o.expect);
+  for (const w of familyWarnings(ruleset, rules6, ex)) process.stderr.write(`rstlab: warning: ${w}\n`);
   await checkRunsDir(o.runsDir);
   if (o.junit) await checkOutputFile(o.junit, '--junit');
   const backend = await backendByName(o.backend);
   let run;
   try {
     await abortable(backend.check(toolsFor([{ sysctls: ex.sysctls, steps: [], firewallRuleset: ruleset }])), signal);
-    run = await runMatrix(ruleset, ex, { backend, runsDir: o.runsDir, dropWaitMs, signal, traceResets: o.trace, traceRules: true });
+    run = await runMatrix(ruleset, ex, { backend, runsDir: o.runsDir, dropWaitMs, signal, traceResets: o.trace, traceRules: true, ...(rules6 ? { rules6 } : {}) });
   } catch (e) {
     if (e instanceof AbortedError) return EXIT.interrupted;
     throw e;
   }
-  const judged = ex.rows.map((row) => {
+  const judged = noteFamilies(ex.rows.map((row) => {
     const localPort = run.localPorts.get(row.index)!;
     return { row, localPort, judgement: judgeRow(row, localPort, run.obs, dropWaitMs) };
-  });
+  }));
   // Which rule decided each row, and which rules the rows reach: from the rule trace, where there is one.
   let traces: Map<number, RowTrace> | undefined;
   let coverage: Coverage | undefined;
@@ -87,7 +93,7 @@ export async function firewallTestCommand(o: FirewallTestOptions, signal: AbortS
     const list = mutantsOf(model, ruleset);
     try {
       mutants = passed
-        ? await runMutants(list, ruleset, ex, traces, { backend, runsDir: o.runsDir, dropWaitMs, signal, jobs })
+        ? await runMutants(list, ruleset, ex, traces, { backend, runsDir: o.runsDir, dropWaitMs, signal, jobs, ...(rules6 ? { rules6 } : {}) })
         : { skipped: 'the matrix fails on the ruleset itself: make every row pass first, then test it with mutants', results: [], seconds: 0, labs: 0 };
     } catch (e) {
       if (e instanceof AbortedError) return EXIT.interrupted;

@@ -41,6 +41,11 @@ const duration = z
     else if (ms > MAX_IDLE_MS) ctx.addIssue({ code: 'custom', message: `got ${JSON.stringify(v)}; expected at most ${MAX_IDLE_MS / 1000}s` });
   });
 
+/** Which IP version(s) a row's connection uses: both is one connection over each, judged apart. */
+export const ROW_FAMILIES = [4, 6, 'both'] as const;
+const family = z.union([z.literal(4), z.literal(6), z.literal('both')]);
+export type RowFamily = (typeof ROW_FAMILIES)[number];
+
 export const Row = z
   .strictObject({
     name: z.string().min(1).max(120).regex(/^[^\x00-\x1f\x7f]+$/, 'one line of printable text').optional().describe('a name for reports (default: from, port, idle)'),
@@ -48,6 +53,7 @@ export const Row = z
     port: z.number().int().min(1).max(65535).describe('the destination port'),
     idle: duration.optional().describe('establish, stay silent this long (e.g. past the firewall\'s conntrack timeout), then send data: the outcome is that of the data'),
     expect: z.enum(OUTCOMES).describe('reach | reset-by-firewall | reset-by-server | drop | unreachable'),
+    family: family.optional().describe('the IP version of the connection: 4, 6, or both (one connection each); default: the file\'s family, else 4'),
   })
   .describe('one connection through the firewall and the outcome it must have');
 export type Row = z.infer<typeof Row>;
@@ -59,6 +65,7 @@ export const ExpectationFile = z.strictObject({
     .partialRecord(z.enum(HOSTS), z.record(sysctlName, sysctlValue))
     .optional()
     .describe('set in each lab host after the ruleset is loaded, e.g. firewall: { net.netfilter.nf_conntrack_tcp_timeout_established: 3 }'),
+  family: family.optional().describe('the family of every row that names none (default 4): 4, 6 or both'),
   rows: z.array(Row).min(1).max(MAX_ROWS),
 });
 export type ExpectationFile = z.infer<typeof ExpectationFile>;

@@ -1,10 +1,10 @@
 // Expectation file → checked rows, every mistake located as file:line:col with the same
 // machinery (and words) as scenario files (scenario/messages.ts).
 import { collect, issueProblems, readYaml, type Problem } from '../scenario/messages.js';
-import { durationMs, ExpectationFile, type Outcome, type Row } from './expect-schema.js';
+import { durationMs, ExpectationFile, MAX_ROWS, type Outcome, type Row } from './expect-schema.js';
 import { readInputFile } from '../scenario/input-file.js';
 import { RULESET_MAX_BYTES } from './ruleset.js';
-import type { EndHost, Host } from '../vocabulary.js';
+import type { EndHost, Family, Host } from '../vocabulary.js';
 
 /** One row, checked, with where it is written. */
 export interface PlannedRow {
@@ -17,6 +17,10 @@ export interface PlannedRow {
   port: number;
   idleMs?: number;
   expect: Outcome;
+  /** the IP version of this connection; a row of family both is planned as one row per family */
+  family: Family;
+  /** a row of family both: the index of its other family's half */
+  sibling?: number;
 }
 
 export interface Expectations {
@@ -60,20 +64,33 @@ export function parseExpectations(text: string, file: string): Expectations {
   if (!parsed.success) throw collect(file, place(issueProblems(parsed.error.issues, [], data, ExpectationFile)));
   const semantic = rowProblems(parsed.data.rows);
   if (semantic.length > 0) throw collect(file, place(semantic));
-  return {
-    file,
-    sysctls: parsed.data.sysctls ?? {},
-    rows: parsed.data.rows.map((r, i) => ({
-      index: i + 1,
-      line: locate(['rows', i]).line,
-      name: rowName(r),
-      from: r.from,
-      to: r.from === 'client' ? 'server' : 'client',
-      port: r.port,
-      ...(r.idle !== undefined ? { idleMs: durationMs(r.idle)! } : {}),
-      expect: r.expect,
-    })),
-  };
+  // A row of family both becomes two rows, IPv4 then IPv6, each judged on its own (and
+  // their disagreement reported as such: families.ts).
+  const rows: PlannedRow[] = [];
+  parsed.data.rows.forEach((r, i) => {
+    const fam = r.family ?? parsed.data.family ?? 4;
+    const families: Family[] = fam === 'both' ? [4, 6] : [fam];
+    const first = rows.length + 1;
+    for (const f of families) {
+      rows.push({
+        index: rows.length + 1,
+        line: locate(['rows', i]).line,
+        name: `${rowName(r)}${f === 6 ? ' (IPv6)' : ''}`,
+        from: r.from,
+        to: r.from === 'client' ? 'server' : 'client',
+        port: r.port,
+        ...(r.idle !== undefined ? { idleMs: durationMs(r.idle)! } : {}),
+        expect: r.expect,
+        family: f,
+        ...(families.length === 2 ? { sibling: f === 4 ? first + 1 : first } : {}),
+      });
+    }
+  });
+  if (rows.length > MAX_ROWS) {
+    // each connection has a client port of its own, from the lab's block
+    throw collect(file, place([{ path: ['rows'], at: 'key', message: `${rows.length} connections (a row of family both is two); at most ${MAX_ROWS}` }]));
+  }
+  return { file, sysctls: parsed.data.sysctls ?? {}, rows };
 }
 
 export async function loadExpectations(file: string): Promise<Expectations> {

@@ -6,7 +6,7 @@
 // the evidence.
 import { formatPacket, icmpLabel } from '../verify/format.js';
 import { rstSightings, isRst, isSynAck } from '../verify/sightings.js';
-import { ADDRESS, CAPTURE_POINTS, TCP, hostLabel, pathOf, type CapturePoint, type IcmpError, type Observations, type TcpPacket } from '../vocabulary.js';
+import { CAPTURE_POINTS, TCP, TTL_WORD, addressOf, hostLabel, pathOf, type CapturePoint, type IcmpError, type Observations, type TcpPacket } from '../vocabulary.js';
 import type { Outcome } from './expect-schema.js';
 import type { PlannedRow } from './expectations.js';
 
@@ -18,6 +18,9 @@ export interface Judgement {
   /** in words: the packet that decided it, where it was seen and where not */
   evidence: string;
   passed: boolean;
+  /** a row of family both whose halves disagree: the two outcomes side by side, and which
+   * family's ruleset differs (families.ts) */
+  familyNote?: string;
 }
 
 /** Answers later than the drop wait (plus a margin for the capture's own delay) come too late to count. */
@@ -41,8 +44,9 @@ export function judgeRow(row: PlannedRow, localPort: number, obs: Observations, 
 }
 
 function decide(row: PlannedRow, localPort: number, obs: Observations, dropWaitMs: number): Omit<Judgement, 'passed'> {
-  const src = ADDRESS[row.from];
-  const dst = ADDRESS[row.to];
+  // the row's own family's addresses: an IPv6 row's connection goes fd00:1::2 → fd00:2::2
+  const src = addressOf(row.from, row.family);
+  const dst = addressOf(row.to, row.family);
   const path = pathOf({ src, dst });
   const mine: CapturePoint = path[0]!;
   const theirs: CapturePoint = path[path.length - 1]!;
@@ -77,7 +81,8 @@ function decide(row: PlannedRow, localPort: number, obs: Observations, dropWaitM
     if (tcp) {
       const s = rstSightings(obs, { capture: [...CAPTURE_POINTS] }).find((x) => x.seen[mine]?.index === tcp.index);
       const seenAt = s ? s.seenAt : [mine];
-      const ttls = seenAt.map((pt) => `${pt} ttl ${s?.seen[pt]?.ttl ?? tcp.p.ttl}`).join(', ');
+      const word = row.family === 6 ? 'hlim' : 'ttl';
+      const ttls = seenAt.map((pt) => `${pt} ${word} ${s?.seen[pt]?.ttl ?? tcp.p.ttl}`).join(', ');
       const byPeer = seenAt.includes(theirs);
       const reason = s?.reason ? `, kernel reason ${s.reason}` : byPeer ? '' : ', no kernel reason (not made by a TCP socket)';
       const where = `${seenList(seenAt, [...path].reverse())}`;
@@ -97,11 +102,11 @@ function decide(row: PlannedRow, localPort: number, obs: Observations, dropWaitM
 }
 
 function icmpEvidence(i: IcmpError, triggerSeen: string): string {
-  return `${triggerSeen}; ${icmpLabel(i)} (type ${i.type} code ${i.code}, ttl ${i.ttl}), from ${hostLabel(i.src)}`;
+  return `${triggerSeen}; ${icmpLabel(i)} (type ${i.type} code ${i.code}, ${TTL_WORD[i.ipVersion]} ${i.ttl}), from ${hostLabel(i.src)}`;
 }
 
 /** "expected reset-by-firewall, observed drop: SYN seen at ..., no reply within 1 s" */
 export function mismatchText(row: PlannedRow, j: Judgement): string {
   const phase = row.idleMs !== undefined && j.phase === 'connect' ? ' before the idle time (the handshake itself)' : '';
-  return `expected ${row.expect}, observed ${j.observed}${phase}: ${j.evidence}`;
+  return `${j.familyNote ? `${j.familyNote}; ` : ''}expected ${row.expect}, observed ${j.observed}${phase}: ${j.evidence}`;
 }

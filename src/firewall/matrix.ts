@@ -12,7 +12,7 @@ import { Connections } from '../run/connections.js';
 import { STEP_MS } from '../run/deadlines.js';
 import { makeFolder } from '../run/preflight.js';
 import { LabSession } from '../run/session.js';
-import { ADDRESS, CAPTURE_POINTS, type Host, type Observations } from '../vocabulary.js';
+import { CAPTURE_POINTS, addressOf, type Host, type Observations } from '../vocabulary.js';
 import { needsListener, type Expectations, type PlannedRow } from './expectations.js';
 import { applyRuleset, type Ruleset } from './ruleset.js';
 import { ruleModel } from './rules.js';
@@ -27,6 +27,8 @@ export interface MatrixOptions {
   traceResets?: boolean;
   /** trace which rule decides each packet of the rows (trace.ts) */
   traceRules?: boolean;
+  /** the IPv6 half of an iptables ruleset (--rules6: ip6tables-save), loaded after `ruleset` */
+  rules6?: Ruleset;
 }
 
 export interface MatrixRun {
@@ -39,6 +41,8 @@ export interface MatrixRun {
   seconds: number;
   /** the rows' packets through the firewall's rules, or why they could not be traced */
   ruleTrace?: RuleTraceResult | string;
+  /** the IPv6 half's file (--rules6), where one was loaded */
+  rules6?: string;
 }
 
 /** A local port for each row from the lab's own port range (lab/owner.ts: no other lab alive
@@ -77,6 +81,7 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
     const lab = await session.up();
     const localPorts = rowPorts(ex.rows, lab.ports.min);
     const loaded = await session.guard(withDeadline(applyRuleset(lab, 'firewall', ruleset), STEP_MS, `loading the ruleset ${ruleset.file}`));
+    if (opts.rules6) await session.guard(withDeadline(applyRuleset(lab, 'firewall', opts.rules6), STEP_MS, `loading the ruleset ${opts.rules6.file}`));
     await session.setSysctls(ex.sysctls, ex.file);
     const used = [...localPorts.values()];
     const started = opts.traceRules ? await session.guard(startRuleTrace(lab, ruleModel(ruleset.format, ruleset.text), loaded, { min: Math.min(...used), max: Math.max(...used) })) : undefined;
@@ -88,7 +93,7 @@ export async function runMatrix(ruleset: Ruleset, ex: Expectations, opts: Matrix
     const { kernelResets, alongside: traced } = await session.finish(async () => tracer?.stop());
     const ruleTrace = traced ?? (typeof started === 'string' ? started : undefined);
     const obs: Observations = { ...(await session.decode()), conns: connections.conns, counters: {}, snapshots: {}, ...(kernelResets ? { kernelResets } : {}) };
-    return { labId, backend: opts.backend.name, dir, localPorts, obs, seconds: (performance.now() - start) / 1000, ...(ruleTrace !== undefined ? { ruleTrace } : {}) };
+    return { labId, backend: opts.backend.name, dir, localPorts, obs, seconds: (performance.now() - start) / 1000, ...(ruleTrace !== undefined ? { ruleTrace } : {}), ...(opts.rules6 ? { rules6: opts.rules6.file } : {}) };
   } catch (e) {
     throw await session.failure(e);
   } finally {
@@ -119,7 +124,7 @@ export async function runRow(r: PlannedRow, localPort: number, agents: Record<Ho
   const saw = (host: 'client' | 'server', ...events: string[]) => () => connections.endOf(id, host)?.events.some((e) => events.includes(e.event)) ?? false;
   connections.connect(id, r.from, r.port);
   connections.setLocalPort(id, localPort);
-  await agent.request({ cmd: 'connect', conn: id, address: ADDRESS[r.to], port: r.port, localPort, wait: false });
+  await agent.request({ cmd: 'connect', conn: id, address: addressOf(r.to, r.family), port: r.port, localPort, wait: false });
   await connections.until(saw(r.from, 'connected', 'error'), dropWaitMs);
   const connected = saw(r.from, 'connected')();
   if (connected && r.idleMs !== undefined) {

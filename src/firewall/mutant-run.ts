@@ -39,6 +39,8 @@ export interface MutantRunOptions {
   dropWaitMs: number;
   signal?: AbortSignal;
   jobs: number;
+  /** the IPv6 half of the ruleset (--rules6), loaded once in each lab: mutants are of `ruleset` */
+  rules6?: Ruleset;
 }
 
 const ipv4 = (a: string) => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
@@ -112,6 +114,7 @@ async function worker(queue: Planned[], ruleset: Ruleset, ex: Expectations, trac
     const done: Planned[] = [];
     try {
       const lab = await session.up();
+      if (opts.rules6) await session.guard(withDeadline(applyRuleset(lab, 'firewall', opts.rules6), STEP_MS, `loading the ruleset ${opts.rules6.file}`));
       await listenForRows(session, ex);
       await session.recording();
       const taken = new Set(ex.rows.map((r) => r.port));

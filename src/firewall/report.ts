@@ -25,6 +25,7 @@ export function rowJson(r: RowResult, run: MatrixRun, ex: Expectations) {
     file: ex.file,
     from: r.row.from,
     port: r.row.port,
+    family: r.row.family,
     localPort: r.localPort,
     ...(r.row.idleMs !== undefined ? { idleMs: r.row.idleMs } : {}),
     expected: r.row.expect,
@@ -32,6 +33,7 @@ export function rowJson(r: RowResult, run: MatrixRun, ex: Expectations) {
     phase: r.judgement.phase,
     passed: r.judgement.passed,
     evidence: r.judgement.evidence,
+    ...(r.judgement.familyNote ? { familyNote: r.judgement.familyNote } : {}),
     ...(r.decidedBy ? { decidedBy: { file: r.decidedBy.file, line: r.decidedBy.line ?? null, text: r.decidedBy.text, chainPath: r.decidedBy.path, policy: r.decidedBy.policy } } : {}),
     pcaps: run.dir,
   };
@@ -67,7 +69,7 @@ export function renderTable(results: RowResult[], ruleset: Ruleset, ex: Expectat
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i]!)).join('  ') + '  ';
-  const out = [`firewall-test ${ruleset.file} (${ruleset.format}) against ${ex.file}: lab ${run.labId} on ${run.backend}`, '', `${line(head)}evidence`, `${line(widths.map((w) => '-'.repeat(w)))}--------`];
+  const out = [`firewall-test ${ruleset.file} (${ruleset.format})${run.rules6 ? ` + ${run.rules6} (ip6tables)` : ''} against ${ex.file}: lab ${run.labId} on ${run.backend}`, '', `${line(head)}evidence`, `${line(widths.map((w) => '-'.repeat(w)))}--------`];
   results.forEach((r, i) => {
     const cellsText = line(cells[i]!);
     out.push((r.judgement.passed ? cellsText.replace('✔', green('✔')) : red(cellsText)) + dim(r.judgement.evidence));

@@ -27,12 +27,17 @@ export const LAB_LABEL = 'rstlab.lab';
 export const HOST_LABEL = 'rstlab.host';
 /** Only what the lab needs: interfaces, routes, iptables, ss -K (NET_ADMIN); tcpdump, raw-socket (NET_RAW). */
 export const CAPABILITIES = ['NET_ADMIN', 'NET_RAW'] as const;
-/** Set when each container is created: the same as every lab's (HOST_SYSCTLS), and no DAD for
- * the interfaces made later (they copy `default`); up() adds the lab's port range. */
+/** IPv6 on: Docker turns it off in a container whose networks have none (disable_ipv6=1 on
+ * all and default), and a veth moved in later copies `default` ("IPv6 is disabled on this
+ * device"). The lab is dual-stack on every backend. */
+const IPV6_ON = { 'net.ipv6.conf.all.disable_ipv6': '0', 'net.ipv6.conf.default.disable_ipv6': '0' };
+
+/** Set when each container is created: the same as every lab's (HOST_SYSCTLS), IPv6 on and no
+ * DAD for the interfaces made later (they copy `default`); up() adds the lab's port range. */
 export const SYSCTLS: Record<HostName, Record<string, string>> = {
-  client: { ...HOST_SYSCTLS.client, ...noDadSysctls() },
-  firewall: { ...HOST_SYSCTLS.firewall, ...noDadSysctls() },
-  server: { ...HOST_SYSCTLS.server, ...noDadSysctls() },
+  client: { ...HOST_SYSCTLS.client, ...IPV6_ON, ...noDadSysctls() },
+  firewall: { ...HOST_SYSCTLS.firewall, ...IPV6_ON, ...noDadSysctls() },
+  server: { ...HOST_SYSCTLS.server, ...IPV6_ON, ...noDadSysctls() },
 };
 
 /** Where the project's compiled dist/src is bind-mounted (read-only) inside every host. */
@@ -259,7 +264,11 @@ export class DockerBackend implements Backend {
     const made: Partial<Record<Node, Docker.Container>> = {};
     // The record first: whatever of the lab exists, cleanup can tell whose it is.
     const record = await claimLab(id, 'docker', { ...currentOwner(), kept: opts.kept ?? false });
-    const sysctls: Record<Node, Record<string, string>> = { ...portRangeSysctls(record.ports), impostor: { 'net.ipv4.ip_forward': '0' }, switch: {} };
+    const ports = portRangeSysctls(record.ports);
+    const sysctls: Record<Node, Record<string, string>> = {
+      client: { ...SYSCTLS.client, ...ports.client }, firewall: { ...SYSCTLS.firewall, ...ports.firewall }, server: { ...SYSCTLS.server, ...ports.server },
+      impostor: { 'net.ipv4.ip_forward': '0' }, switch: {},
+    };
     const nodes: Node[] = [...HOSTS, ...(opts.impostor ? (['impostor', SWITCH] as const) : [])];
     try {
       await Promise.all(nodes.map(async (host) => {

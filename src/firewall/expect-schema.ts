@@ -43,7 +43,7 @@ const duration = z
 
 /** Which IP version(s) a row's connection uses: both is one connection over each, judged apart. */
 export const ROW_FAMILIES = [4, 6, 'both'] as const;
-const family = z.union([z.literal(4), z.literal(6), z.literal('both')]);
+const family = z.literal(ROW_FAMILIES);
 export type RowFamily = (typeof ROW_FAMILIES)[number];
 
 export const Row = z

@@ -6,7 +6,7 @@
 // the evidence.
 import { formatPacket, icmpLabel } from '../verify/format.js';
 import { rstSightings, isRst, isSynAck } from '../verify/sightings.js';
-import { CAPTURE_POINTS, TCP, TTL_WORD, addressOf, hostLabel, pathOf, type CapturePoint, type IcmpError, type Observations, type TcpPacket } from '../vocabulary.js';
+import { CAPTURE_POINTS, TCP, addressOf, hostLabel, pathOf, type CapturePoint, type IcmpError, type Observations, type TcpPacket } from '../vocabulary.js';
 import type { Outcome } from './expect-schema.js';
 import type { PlannedRow } from './expectations.js';
 
@@ -102,7 +102,7 @@ function decide(row: PlannedRow, localPort: number, obs: Observations, dropWaitM
 }
 
 function icmpEvidence(i: IcmpError, triggerSeen: string): string {
-  return `${triggerSeen}; ${icmpLabel(i)} (type ${i.type} code ${i.code}, ${TTL_WORD[i.ipVersion]} ${i.ttl}), from ${hostLabel(i.src)}`;
+  return `${triggerSeen}; ${icmpLabel(i)} (type ${i.type} code ${i.code}, ${i.ipVersion === 6 ? 'hlim' : 'ttl'} ${i.ttl}), from ${hostLabel(i.src)}`;
 }
 
 /** "expected reset-by-firewall, observed drop: SYN seen at ..., no reply within 1 s" */

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { TOPOLOGY, type HostName } from '../../src/vocabulary.js';
+import { TOPOLOGY, TOPOLOGY6, type HostName } from '../../src/vocabulary.js';
 import { CAPABILITIES, DIST_MOUNT, SYSCTLS } from '../../src/lab/docker/docker-backend.js';
 import { LATEST_IMAGE } from '../../src/lab/docker/image.js';
 
@@ -21,12 +21,12 @@ interface ComposeService {
   privileged?: boolean;
   sysctls?: Record<string, string | number>;
   volumes?: string[];
-  networks?: Record<string, { ipv4_address?: string }>;
+  networks?: Record<string, { ipv4_address?: string; ipv6_address?: string }>;
   command?: string[];
 }
 interface Compose {
   services: Record<string, ComposeService>;
-  networks: Record<string, { internal?: boolean; driver_opts?: Record<string, string>; ipam?: { config?: { subnet?: string; gateway?: string }[] } }>;
+  networks: Record<string, { internal?: boolean; enable_ipv6?: boolean; driver_opts?: Record<string, string>; ipam?: { config?: { subnet?: string; gateway?: string }[] } }>;
 }
 
 const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as Compose;
@@ -57,7 +57,7 @@ describe('docker-compose.yml agrees with the docker backend', () => {
 
   it('has the two lab subnets as networks that route (not internal) and do no NAT, their bridges off the hosts\' addresses', () => {
     expect(Object.keys(compose.networks).sort()).to.deep.equal([netA, netB].sort());
-    const used = new Set<string>([TOPOLOGY.client.address, TOPOLOGY.server.address, ...Object.values(TOPOLOGY.firewall.addresses)]);
+    const used = new Set<string>([TOPOLOGY.client.address, TOPOLOGY.server.address, ...Object.values(TOPOLOGY.firewall.addresses), TOPOLOGY6.client.address, TOPOLOGY6.server.address, ...Object.values(TOPOLOGY6.firewall.addresses)]);
     for (const name of [netA, netB]) {
       const n = compose.networks[name];
       // Docker's rules for internal networks drop routed traffic on the host (see the compose file).
@@ -83,20 +83,25 @@ describe('docker-compose.yml agrees with the docker backend', () => {
   });
 
   it('gives each host the lab\'s addresses, on the right networks', () => {
-    expect(service('client').networks).to.deep.equal({ [netA]: { ipv4_address: TOPOLOGY.client.address } });
-    expect(service('server').networks).to.deep.equal({ [netB]: { ipv4_address: TOPOLOGY.server.address } });
+    expect(service('client').networks).to.deep.equal({ [netA]: { ipv4_address: TOPOLOGY.client.address, ipv6_address: TOPOLOGY6.client.address } });
+    expect(service('server').networks).to.deep.equal({ [netB]: { ipv4_address: TOPOLOGY.server.address, ipv6_address: TOPOLOGY6.server.address } });
     expect(service('firewall').networks).to.deep.equal({
-      [netA]: { ipv4_address: TOPOLOGY.firewall.addresses.eth0 },
-      [netB]: { ipv4_address: TOPOLOGY.firewall.addresses.eth1 },
+      [netA]: { ipv4_address: TOPOLOGY.firewall.addresses.eth0, ipv6_address: TOPOLOGY6.firewall.addresses.eth0 },
+      [netB]: { ipv4_address: TOPOLOGY.firewall.addresses.eth1, ipv6_address: TOPOLOGY6.firewall.addresses.eth1 },
     });
+    // dual-stack: each network has the lab's IPv6 subnet too
+    expect(compose.networks[netA]?.enable_ipv6, netA).to.equal(true);
+    expect(compose.networks[netB]?.enable_ipv6, netB).to.equal(true);
+    expect(networkWithSubnet(TOPOLOGY6.subnets.a)).to.equal(netA);
+    expect(networkWithSubnet(TOPOLOGY6.subnets.b)).to.equal(netB);
     // Docker names a container's interfaces in the order its networks attach, by name: the
     // firewall's client-side network must sort first to be its eth0.
     expect(netA < netB, `${netA} sorts before ${netB}`).to.equal(true);
   });
 
   it('routes client and server through the firewall', () => {
-    expect(service('client').command?.join(' ')).to.contain(`ip route replace default via ${TOPOLOGY.client.gateway}`);
-    expect(service('server').command?.join(' ')).to.contain(`ip route replace default via ${TOPOLOGY.server.gateway}`);
+    expect(service('client').command?.join(' ')).to.contain(`ip route replace default via ${TOPOLOGY.client.gateway}`).and.contain(`ip -6 route replace default via ${TOPOLOGY6.client.gateway}`);
+    expect(service('server').command?.join(' ')).to.contain(`ip route replace default via ${TOPOLOGY.server.gateway}`).and.contain(`ip -6 route replace default via ${TOPOLOGY6.server.gateway}`);
   });
 
   it('has the backend\'s capabilities and sysctls, and nothing privileged', () => {

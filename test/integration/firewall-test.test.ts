@@ -2,7 +2,7 @@
 // write JUnit with one testcase per row; a one-rule mutation fails exactly its row; every
 // row's expectation changed fails every row; a refused ruleset is exit 2 at its file and
 // line; include/--modprobe are refused before any lab; ruleset files in scenarios. After
-// every test the machine's own iptables-save and nft ruleset are what they were. Each test
+// every test the machine's own iptables-save, ip6tables-save and nft ruleset are what they were. Each test
 // looks only at what it made (its own runs folder, and the lab id named in it).
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -17,11 +17,13 @@ const example = (f: string) => `${ROOT}examples/firewall/${f}`;
 
 /** The machine's own rulesets, without what changes by itself: iptables-save's time
  * comments, and counters (nft -s, iptables-save without -c). */
-function hostRulesets(): { iptables: string; nft: string } {
+function hostRulesets(): { iptables: string; ip6tables: string; nft: string } {
   const iptables = execFileSync('iptables-save', { encoding: 'utf8' }).split('\n').filter((l) => !/^# (Generated|Completed) /.test(l)).join('\n');
+  // the IPv6 half too: --rules6 and the lab's IPv6 rows never reach the machine's ip6tables
+  const ip6tables = execFileSync('ip6tables-save', { encoding: 'utf8' }).split('\n').filter((l) => !/^# (Generated|Completed) /.test(l)).join('\n');
   // (its stderr warns that iptables-nft manages some tables: not part of the ruleset)
   const nft = execFileSync('nft', ['-s', 'list', 'ruleset'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  return { iptables, nft };
+  return { iptables, ip6tables, nft };
 }
 
 let runs = 0;

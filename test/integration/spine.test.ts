@@ -168,15 +168,23 @@ describe('the lab spine (netns)', function () {
     expect((await rstlab('cleanup')).stdout).to.not.contain(id!);
   });
 
-  it('the host\'s own network is untouched by a run', async () => {
+  it('the host\'s own network is untouched by a run, over either family', async () => {
+    // (IPv6 lines of Docker's own interfaces come and go with any container on the machine)
+    const notDockers = (text: string) => text.split('\n').filter((l) => !/\b(docker\d+|br-[0-9a-f]+|veth[0-9a-f]+)\b/.test(l)).join('\n');
+    const sysctl = (name: string) => readFileSync(`/proc/sys/${name.replaceAll('.', '/')}`, 'utf8');
     const snapshot = () => ({
       routes: execFileSync('ip', ['route'], { encoding: 'utf8' }),
       links: execFileSync('ip', ['-br', 'link'], { encoding: 'utf8' }).replace(/\s+\S+\s*$/gm, ''),
       iptables: execFileSync('iptables-save', [], { encoding: 'utf8' }).replace(/^#.*$/gm, '').replace(/\[\d+:\d+\]/g, ''),
-      forward: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'),
+      forward: sysctl('net.ipv4.ip_forward'),
+      // IPv6: every lab is dual-stack, and its sysctls and rules are its hosts' only
+      ip6tables: execFileSync('ip6tables-save', [], { encoding: 'utf8' }).replace(/^#.*$/gm, '').replace(/\[\d+:\d+\]/g, ''),
+      routes6: notDockers(execFileSync('ip', ['-6', 'route'], { encoding: 'utf8' })),
+      addresses6: notDockers(execFileSync('ip', ['-6', '-br', 'addr'], { encoding: 'utf8' })),
+      ipv6: ['all.forwarding', 'default.forwarding', 'all.accept_dad', 'default.accept_dad', 'all.disable_ipv6', 'default.disable_ipv6'].map((n) => sysctl(`net.ipv6.conf.${n}`)),
     });
     const before = snapshot();
-    expect((await rstlab('run', 'closed-port')).code).to.equal(0);
+    expect((await rstlab('run', 'closed-port', '--family', 'both')).code).to.equal(0);
     expect(snapshot()).to.deep.equal(before);
     expectNothingLeft(); // of this test's labs: others' may be up meanwhile
   });

@@ -163,7 +163,14 @@ describe('dual stack: firewall-test rows of each family', () => {
   });
 
   it('refuses another family, located', () => {
-    expect(() => rows('rows:\n  - { port: 22, expect: reach, family: 5 }\n')).to.throw(InputError, /rows\[0\]\.family: 5 is not one of: 4, 6, both/);
+    try {
+      rows('rows:\n  - { port: 22, expect: reach, family: 5 }\n');
+      expect.fail('parsed');
+    } catch (e) {
+      expect(e).to.be.instanceOf(InputError);
+      expect((e as InputError).message).to.match(/rows\[0\]\.family: 5 is not one of: 4, 6, both/);
+      expect((e as InputError).line).to.equal(2);
+    }
   });
 
   const judgement = (observed: Judgement['observed'], passed: boolean): Judgement => ({ observed, phase: 'connect', evidence: 'SYN seen at all 4 points', passed });
@@ -195,7 +202,7 @@ describe('dual stack: firewall-test rows of each family', () => {
     expect(ipv6Coverage(inet)).to.equal('r.nftables has an nft inet table');
     expect(ipv6Coverage(ip)).to.equal(undefined);
     expect(familyWarnings(inet, undefined, v4rows)).to.deep.equal(['the ruleset covers IPv6 too (r.nftables has an nft inet table), but no row of e.yaml tests IPv6 (family: 6 or both): IPv6 went untested']);
-    expect(familyWarnings(ipt, ruleset('ip6tables', '*filter\nCOMMIT\n'), v4rows)[0]).to.match(/covers IPv6 too \(--rules6 r\.ip6tables\).*IPv6 went untested/);
+    expect(familyWarnings(ipt, { ...ruleset('iptables', '*filter\nCOMMIT\n'), file: 'r6.rules', ipv6: true }, v4rows)[0]).to.match(/covers IPv6 too \(--rules6 r6\.rules\).*IPv6 went untested/);
     expect(familyWarnings(ipt, undefined, v4rows)).to.deep.equal([]);
     expect(familyWarnings(inet, undefined, v6rows)).to.deep.equal([]);
     expect(familyWarnings(ipt, undefined, v6rows)[0]).to.match(/IPv6 rows meet a firewall with no IPv6 rules \(no --rules6/);
@@ -212,6 +219,6 @@ describe('dual stack: firewall-test rows of each family', () => {
     const nft = await loadRuleset(f, 'ip6tables').then(() => undefined, (e: unknown) => e);
     expect((nft as InputError).message).to.match(/an nft ruleset covers IPv6 itself/);
     writeFileSync(f, '*filter\n:FORWARD DROP [0:0]\nCOMMIT\n');
-    expect((await loadRuleset(f, 'ip6tables')).format).to.equal('ip6tables');
+    expect(await loadRuleset(f, 'ip6tables')).to.deep.include({ format: 'iptables', ipv6: true });
   });
 });

@@ -25,6 +25,13 @@ function namespacesOf(id: string, options: LabOptions): string[] {
   return [...HOSTS, ...extra].map((h) => namespaceOf(id, h));
 }
 
+/** A shell command that sets one sysctl of the lab's own (names and values of our own making,
+ * never a user's: net.* names of letters, digits, dots and underscores; numeric values). */
+function procSysWrite(name: string, value: string): string {
+  if (!/^net\.[a-z0-9_.]+$/.test(name) || !/^[0-9 ]+$/.test(value)) throw new Error(`not a lab sysctl: ${name}=${value}`);
+  return `echo '${value}' > /proc/sys/${name.replaceAll('.', '/')}`;
+}
+
 /** The iproute2 batch that makes the namespaces and the veth pairs between them. */
 export function namespacesBatch(id: string, options: LabOptions = {}): string {
   const ns = (h: LabHost | typeof SWITCH) => namespaceOf(id, h);
@@ -153,14 +160,15 @@ export const netnsBackend: Backend = {
     try {
       const root = await run('ip', ['-batch', '-'], namespacesBatch(id, opts));
       if (root.code !== 0) throw new LabError(`ip could not make the lab's namespaces: ${root.stderr.trim()}`);
-      // Per host: its sysctls first (accept_dad=0 on each interface before it goes up:
-      // backend.ts noDadSysctls), then its interfaces, addresses and routes.
+      // Per host, one process: its sysctls first (accept_dad=0 on each interface before it
+      // goes up: backend.ts noDadSysctls), then its interfaces, addresses and routes. The
+      // sysctls are written by the shell itself (/proc/sys/net is the namespace of the
+      // process that opens it), which costs no more than the parallel sysctl and ip did.
       const batches = hostBatches();
-      const results = (await Promise.all(HOSTS.map(async (h) => {
+      const results = await Promise.all(HOSTS.map((h) => {
         const settings = { ...sysctls[h], ...noDadSysctls(HOST_INTERFACES[h]) };
-        const set = await run('nsenter', [`--net=/run/netns/${namespaceOf(id, h)}`, '--', 'sysctl', '-qw', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
-        return set.code !== 0 ? [set] : [set, await run('ip', ['-n', namespaceOf(id, h), '-batch', '-'], batches[h])];
-      }))).flat();
+        return run('nsenter', [`--net=/run/netns/${namespaceOf(id, h)}`, '--', 'sh', '-c', [...Object.entries(settings).map(([k, v]) => procSysWrite(k, v)), 'exec ip -batch -'].join(' && ')], batches[h]);
+      }));
       if (opts.impostor) {
         results.push(
           await run('ip', ['-n', namespaceOf(id, SWITCH), '-batch', '-'], switchBatch(['fw', 'server', 'impostor'])),

@@ -91,6 +91,11 @@ export function familyOf(address: string): Family {
   return address.includes(':') ? 6 : 4;
 }
 
+/** address:port for messages; an IPv6 address in brackets (RFC 3986 §3.2.2), so the port stays apart. */
+export function endpointText(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 /** Where each capture point listens: a host and one of its interfaces. */
 export const CAPTURE_INTERFACE = {
   client: { host: 'client', iface: 'eth0' },

@@ -13,7 +13,7 @@ import { toolsFor } from '../lab/tools.js';
 import { iptablesRestore } from '../run/runner.js';
 import { loadScenario } from '../scenario/load.js';
 import { planFor, type Plan } from '../scenario/plan.js';
-import { HOSTS, TOPOLOGY, type Host } from '../vocabulary.js';
+import { HOSTS, TOPOLOGY, TOPOLOGY6, type Host } from '../vocabulary.js';
 import { removeLab } from './cleanup.js';
 import { scenarioFile } from './run.js';
 
@@ -72,6 +72,7 @@ export function howToEnter(lab: Lab): string {
     : `docker exec rstlab-${id}-firewall tcpdump -i eth0 -U -w - | wireshark -k -i -`;
   return [
     `hosts: client ${TOPOLOGY.client.address} (eth0) — firewall ${fw.eth0} (eth0) | ${fw.eth1} (eth1) — server ${TOPOLOGY.server.address} (eth0)`,
+    `  IPv6: client ${TOPOLOGY6.client.address} — firewall ${TOPOLOGY6.firewall.addresses.eth0} | ${TOPOLOGY6.firewall.addresses.eth1} — server ${TOPOLOGY6.server.address}`,
     `ephemeral ports of this lab: ${lab.ports.min}-${lab.ports.max}`,
     '',
     'get into a host (ip, ss, nstat, tcpdump, iptables, conntrack work there):',

@@ -5,7 +5,7 @@ import { readCapture } from '../capture/contents.js';
 import { InputError } from '../errors.js';
 import type { LoadedScenario } from '../scenario/load.js';
 import { formatPacket } from '../verify/format.js';
-import { TCP, flagString, type TcpPacket } from '../vocabulary.js';
+import { TCP, endpointText, flagString, type TcpPacket } from '../vocabulary.js';
 import { rstFacts, type RstFacts, type SentBy } from './facts.js';
 import { NEXT_CHECKS, candidatesFor, signaturesOf, type Candidate, type Signature } from './match.js';
 
@@ -99,8 +99,8 @@ function diagnoseRst(f: RstFacts, packets: TcpPacket[], signatures: Signature[])
   context.push(...after.map((q) => formatPacket(q)));
   return {
     time: r.time,
-    sender: `${r.src}:${r.sport}`,
-    receiver: `${r.dst}:${r.dport}`,
+    sender: endpointText(r.src, r.sport),
+    receiver: endpointText(r.dst, r.dport),
     flags: flagString(r.flags),
     seq: r.seq,
     ack: r.flags & TCP.ACK ? r.ack : null,

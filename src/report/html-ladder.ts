@@ -7,7 +7,7 @@
 import { mergeAcrossPoints, mergeIcmpAcrossPoints, type WireEvent } from '../verify/merge.js';
 import type { RunResult } from '../run/runner.js';
 import { formatTime, icmpLabel } from '../verify/format.js';
-import { CAPTURE_INTERFACE, CAPTURE_POINTS, PATH_TO_B, TCP, pathOf, topologyOf, type CapturePoint, type IcmpError, type TcpPacket } from '../vocabulary.js';
+import { CAPTURE_INTERFACE, CAPTURE_POINTS, PATH_TO_B, TCP, endpointText, pathOf, topologyOf, type CapturePoint, type IcmpError, type TcpPacket } from '../vocabulary.js';
 import { seqNumbers, type SeqAck } from './relative-seq.js';
 import { reasonText, rstLabel } from './rst-words.js';
 import { sightingOfEvent } from './text.js';
@@ -185,7 +185,7 @@ function icmpArrow(r: RunResult, e: WireEvent<IcmpError>, y: number): string {
   const details: [string, string][] = [
     ['time', `${formatTime(p.time)} UTC (+${ms.toFixed(3)} ms)`],
     ['ICMP', `type ${p.type} code ${p.code} from ${p.src} to ${p.dst}`],
-    ['quoting', `${p.quoted.src}:${p.quoted.sport} → ${p.quoted.dst}:${p.quoted.dport} seq ${p.quoted.seq}`],
+    ['quoting', `${endpointText(p.quoted.src, p.quoted.sport)} → ${endpointText(p.quoted.dst, p.quoted.dport)} seq ${p.quoted.seq}`],
     ['seen at', seen.map((pt) => `${pt} (ttl ${e.seen.get(pt)!.packet.ttl})`).join(', ')],
   ];
   // the quoted seq is a raw number: the details have it

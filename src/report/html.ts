@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import type { RunResult } from '../run/runner.js';
 import { describeRst } from '../verify/sightings.js';
-import { TCP, pathOf } from '../vocabulary.js';
+import { TCP, endpointText, pathOf } from '../vocabulary.js';
 import { ALL_PCAPNG } from './all-pcapng.js';
 import { esc, flagWords, ladderSvg, type LadderRow } from './html-ladder.js';
 import { CSS, SCRIPT } from './html-style.js';
@@ -57,7 +57,7 @@ function packetTable(r: RunResult, rows: LadderRow[], opts: Required<HtmlOptions
     const seen = pathOf(p).filter((pt) => row.event.seen.has(pt)).map((pt) => `${pt} (ttl ${row.event.seen.get(pt)!.packet.ttl})`).join(', ');
     const ack = p.flags & TCP.ACK ? ` / ${row.numbers.ack}` : '';
     const note = s ? rstLabel(s, opts.mystery) : '';
-    return `<tr id="pkt-${i}"${rst ? ' class="rst"' : ''}><td>${i + 1}</td><td class="mono">${row.ms.toFixed(3)}</td><td class="mono">${esc(`${p.src}:${p.sport} → ${p.dst}:${p.dport}`)}</td><td>${esc(flagWords(p.flags))}</td><td class="mono">${row.numbers.seq}${ack}</td><td>${p.payloadLength}</td><td>${row.numbers.win}</td><td>${esc(seen)}</td><td>${esc(note)}</td></tr>`;
+    return `<tr id="pkt-${i}"${rst ? ' class="rst"' : ''}><td>${i + 1}</td><td class="mono">${row.ms.toFixed(3)}</td><td class="mono">${esc(`${endpointText(p.src, p.sport)} → ${endpointText(p.dst, p.dport)}`)}</td><td>${esc(flagWords(p.flags))}</td><td class="mono">${row.numbers.seq}${ack}</td><td>${p.payloadLength}</td><td>${row.numbers.win}</td><td>${esc(seen)}</td><td>${esc(note)}</td></tr>`;
   });
   return `<table class="packets"><thead><tr><th>#</th><th>ms</th><th>from → to</th><th>flags</th><th>${seqHead}</th><th>len</th><th>win</th><th>seen at (TTL)</th><th></th></tr></thead>
 <tbody>${body.join('\n')}</tbody></table>`;

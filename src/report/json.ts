@@ -1,13 +1,8 @@
 // The machine-readable reports: report.json of one run, JUnit XML of one or many runs.
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { flagString } from '../vocabulary.js';
+import { endpointText, flagString } from '../vocabulary.js';
 import type { RunResult } from '../run/runner.js';
-
-/** address:port, an IPv6 address in brackets (RFC 3986 §3.2.2) so the port stays apart. */
-function endpoint(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
 
 export function reportJson(r: RunResult) {
   return {
@@ -24,7 +19,7 @@ export function reportJson(r: RunResult) {
     results: r.verdict.results.map(({ context: _context, ...rest }) => rest),
     rsts: r.verdict.rsts.map((s) => ({
       id: s.id, from: s.from, ipSource: s.ipSource, to: s.to, conn: s.conn, flags: s.flagText,
-      src: endpoint(s.src, s.sport), dst: endpoint(s.dst, s.dport), seq: s.seq, ack: s.ack,
+      src: endpointText(s.src, s.sport), dst: endpointText(s.dst, s.dport), seq: s.seq, ack: s.ack,
       seenAt: Object.fromEntries(s.seenAt.map((p) => [p, { ttl: s.seen[p]?.ttl }])),
       answered: s.answered ? flagString(s.answered.packet.flags) : undefined,
       reason: s.reason,

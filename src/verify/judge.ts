@@ -9,7 +9,7 @@ import {
   type PacketRef, type RstSighting,
 } from './sightings.js';
 import {
-  TCP, TTL_WORD, addressOf, familyOf, firewallAddresses, hostLabel,
+  TCP, TTL_WORD, addressOf, endpointText, familyOf, firewallAddresses, hostLabel,
   type AppEvent, type CapturePoint, type Observations, type SocketEntry, type TcpPacket,
 } from '../vocabulary.js';
 
@@ -246,7 +246,7 @@ function normalState(state: string): string {
 }
 
 function formatEntry(s: SocketEntry): string {
-  return `  ${s.state} ${s.local}:${s.localPort} ${s.remote}:${s.remotePort}`;
+  return `  ${s.state} ${endpointText(s.local, s.localPort)} ${endpointText(s.remote, s.remotePort)}`;
 }
 
 export function judgeSockets(line: number, e: Extract<Expectation, { sockets: unknown }>['sockets'], obs: Observations): Result {

@@ -21,6 +21,8 @@ export function renderExplain(s: LoadedScenario, style: { color: boolean }): str
   out.push(bold('The cause'), ...wrap(sc.explanation, 88, '  '));
   if (sc.rfc?.length) out.push(dim(`  See ${sc.rfc.join('; ')}.`));
   out.push('');
+  // every run over IPv6 says why it skips such a scenario; so does its explanation
+  if (sc.ipv6?.skip) out.push(bold('Over IPv6'), ...wrap(`Not run over IPv6 (--family 6 skips it): ${sc.ipv6.skip}`, 88, '  '), '');
   if (!t) {
     out.push(dim('This scenario has no teaching notes (a `teach:` section in its file).'));
   } else {
@@ -38,6 +40,6 @@ export function renderExplain(s: LoadedScenario, style: { color: boolean }): str
     out.push(bold('Fixing it'), ...wrap(t.inPractice.fix, 88, '  '), '');
   }
   const variants = s.variants.filter((v) => v !== 'cause');
-  out.push(dim(`Run it: rstlab run ${sc.name}${variants.length ? `   (and --variant ${variants.join('|')})` : ''}; add --html for a report to show, all.pcapng opens in Wireshark.`));
+  out.push(dim(`Run it: rstlab run ${sc.name}${variants.length ? `   (and --variant ${variants.join('|')})` : ''}${sc.ipv6?.skip ? '' : '; --family 6 over IPv6'}; add --html for a report to show, all.pcapng opens in Wireshark.`));
   return out.join('\n');
 }

@@ -13,9 +13,16 @@ export const CAPTURE_FILTER = 'tcp or icmp or (icmp6 and ip6[40] < 128)';
 export interface Capture {
   readonly point: CapturePoint;
   readonly file: string;
+  /** Wait until tcpdump has handled every packet the kernel handed it (see drain below). */
+  drain(): Promise<void>;
   /** Stop capturing and wait until every packet tcpdump had is in the file. */
   stop(): Promise<void>;
 }
+
+/** How long a capture may take to catch up with the kernel at the end of a run. */
+const DRAIN_MS = 2_000;
+/** tcpdump's answer to SIGUSR1 (tcpdump.c info()): its own count and the kernel's. */
+const STATS = /(\d+) packets? captured, (\d+) packets? received by filter/g;
 
 /** tcpdump says "listening on" within tens of ms; 5 s is a machine in trouble. */
 export const CAPTURE_READY_MS = 5_000;
@@ -41,9 +48,11 @@ export async function startCapture(lab: Lab, point: CapturePoint, file: string, 
   proc.stdout.pipe(out);
   const written = finished(out);
   let stderr = '';
+  let statsSeen = 0;
   const listening = new Promise<void>((resolve, reject) => {
     proc.stderr.setEncoding('utf8').on('data', (d: string) => {
       stderr = (stderr + d).slice(-4000);
+      statsSeen++;
       if (stderr.includes('listening on')) resolve();
     });
     void proc.exited.then(({ code, signal }) =>
@@ -60,9 +69,33 @@ export async function startCapture(lab: Lab, point: CapturePoint, file: string, 
     }
     throw e;
   }
+  let ended = false;
+  void proc.exited.then(() => (ended = true));
+  /** The last stats line tcpdump printed: [captured, received by filter]. */
+  const lastStats = (): [number, number] | undefined => {
+    const all = [...stderr.matchAll(STATS)];
+    const m = all[all.length - 1];
+    return m ? [Number(m[1]), Number(m[2])] : undefined;
+  };
   return {
     point,
     file,
+    // A packet the kernel has put in tcpdump's ring but tcpdump has not read yet is lost when
+    // SIGINT ends it: on a busy machine tcpdump may not have run for tens of ms, and the last
+    // packet of a run (often the RST) is the one at stake. tcpdump prints its own count and
+    // the kernel's on SIGUSR1; when they agree, it has everything. Bounded: on a machine
+    // where they never agree (loopback counts each packet twice), the run goes on.
+    async drain() {
+      const end = Date.now() + DRAIN_MS;
+      while (Date.now() < end && !ended) {
+        const before = statsSeen;
+        proc.kill('SIGUSR1');
+        while (statsSeen === before && Date.now() < end && !ended) await new Promise((r) => setTimeout(r, 2));
+        const stats = lastStats();
+        if (!stats || stats[0] >= stats[1]) return;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
     async stop() {
       // SIGINT: tcpdump flushes what it has and exits 0
       proc.kill('SIGINT');

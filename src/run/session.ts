@@ -133,7 +133,10 @@ export class LabSession {
     this.captures = [];
     const trace = await this.traceStart;
     const [, kernelResets, result] = await this.guard(Promise.all([
-      Promise.all(stopping.map((c) => c.stop())),
+      Promise.all(stopping.map(async (c) => {
+        await c.drain();
+        await c.stop();
+      })),
       trace ? withDeadline(trace.stop(this.listeners), REQUEST_MS, 'the kernel reset trace to stop') : undefined,
       alongside(),
     ]));
